@@ -1,0 +1,47 @@
+# The two-command front door: `make test` and `make demo`. Everything is set up from nothing but python3.
+PYTHON ?= python3
+VENV ?= .venv
+AIRFLOW_VERSION ?= 3.3.2
+PY := $(VENV)/bin/python
+UV := $(shell command -v uv 2>/dev/null)
+PYTEST_ARGS ?=
+
+.PHONY: venv test lint typecheck unit e2e demo airflow bench clean
+
+# The venv is rebuilt when pyproject.toml changes; uv is used when present, otherwise pip installs it.
+$(VENV)/.installed: pyproject.toml
+	@if [ -z "$(UV)" ]; then $(PYTHON) -m pip install --quiet --user uv || $(PYTHON) -m pip install --quiet uv; fi
+	@UVBIN=$$(command -v uv || echo "$(PYTHON) -m uv"); \
+	  $$UVBIN venv --quiet --allow-existing -p $(PYTHON) $(VENV) && \
+	  $$UVBIN pip install --quiet -p $(PY) -e '.[test]' 'apache-airflow==$(AIRFLOW_VERSION)'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+unit: venv
+	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+e2e: venv
+	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
+
+test: lint typecheck venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: venv
+	$(PY) -m airflow_provider_together.demo
+
+airflow: venv
+	$(PY) -m airflow_provider_together.devserver
+
+bench: venv
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .airflow .pytest_cache .mypy_cache .ruff_cache
