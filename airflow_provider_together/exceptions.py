@@ -1,0 +1,185 @@
+"""
+The provider's error tree: one root, a few documented branches, no logic beyond attributes.
+
+Callers branch on the exception *type* (and ``status_code``), never on message text::
+
+    TogetherError (AirflowException)
+    ├── TogetherConfigError            the job config or an operator argument is invalid (no HTTP call made)
+    ├── TogetherFileRejectedError      a training file failed the local check or the server's validation
+    ├── TogetherAPIError               the API answered with an error status
+    │   ├── TogetherAuthError          401 / 403: missing, wrong or unauthorised API key
+    │   ├── TogetherNotFoundError      404: unknown file, job or model
+    │   ├── TogetherRateLimitError     429 after the retries ran out
+    │   ├── TogetherBadRequestError    400 / 402 / 409 / 422: the API rejected the request (``param`` names the field)
+    │   └── TogetherServerError        5xx after the retries ran out
+    ├── TogetherTransportError         the request never got an answer (connect error, timeout) after retries
+    ├── TogetherAmbiguousSubmitError   POST /fine-tunes may or may not have created a job: reconcile, do not resend
+    └── TogetherJobError               a fine-tuning job ended badly
+        ├── TogetherJobFailedError     status ``error`` or ``user_error``; carries Together's own messages
+        ├── TogetherJobCancelledError  status ``cancelled``
+        └── TogetherJobTimeoutError    Airflow stopped waiting before the job ended
+
+Every message is built by this package from API fields and never includes the API key; ``request_id``
+is kept so that Together support can find the request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.exceptions import AirflowException
+
+__all__ = [
+    "TogetherAPIError",
+    "TogetherAmbiguousSubmitError",
+    "TogetherAuthError",
+    "TogetherBadRequestError",
+    "TogetherConfigError",
+    "TogetherError",
+    "TogetherFileRejectedError",
+    "TogetherJobCancelledError",
+    "TogetherJobError",
+    "TogetherJobFailedError",
+    "TogetherJobTimeoutError",
+    "TogetherNotFoundError",
+    "TogetherRateLimitError",
+    "TogetherServerError",
+    "TogetherTransportError",
+]
+
+
+class TogetherError(AirflowException):
+    """Root of every error raised by this provider."""
+
+    def __init__(self, message: str, *, request_id: str | None = None) -> None:
+        self.message = message
+        self.request_id = request_id
+        super().__init__(f"{message} (request id: {request_id})" if request_id else message)
+
+
+class TogetherConfigError(TogetherError):
+    """
+    The fine-tuning config (or an operator argument) is invalid; raised before any HTTP call.
+
+    :param problems: one ``(field_path, message)`` pair per problem found, all reported together.
+    """
+
+    def __init__(self, problems: list[tuple[str, str]], *, heading: str = "Invalid fine-tuning config") -> None:
+        self.problems = list(problems)
+        lines = [f"{heading}: {len(self.problems)} problem(s)"]
+        lines += [f"  - {field}: {msg}" if field else f"  - {msg}" for field, msg in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class TogetherFileRejectedError(TogetherError):
+    """
+    A training file was rejected, locally before upload or by Together's validation after it.
+
+    :param file: the local path or the Together file id.
+    :param line: 1-based line number of the first problem, when known.
+    """
+
+    def __init__(
+        self, message: str, *, file: str | None = None, line: int | None = None, request_id: str | None = None
+    ) -> None:
+        self.file = file
+        self.line = line
+        super().__init__(message, request_id=request_id)
+
+
+class TogetherAPIError(TogetherError):
+    """
+    The API answered with an error status.
+
+    :param status_code: the HTTP status.
+    :param message: the API's own error message (``error.message``), or a summary of the body.
+    :param param: the request field the API blamed, when it named one.
+    :param code: the API's error code or type, when given.
+    :param body: the parsed error body, for debugging; it never holds the request's secrets.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        request_id: str | None = None,
+        param: str | None = None,
+        code: str | None = None,
+        body: Any = None,
+    ) -> None:
+        self.status_code = status_code
+        self.param = param
+        self.code = code
+        self.body = body
+        where = f" (param: {param})" if param else ""
+        super().__init__(f"Together API error {status_code}: {message}{where}", request_id=request_id)
+        # Keep the API's own words reachable without the decoration added above.
+        self.api_message = message
+
+
+class TogetherAuthError(TogetherAPIError):
+    """401 or 403: the API key is missing, wrong, or not allowed to do this."""
+
+
+class TogetherNotFoundError(TogetherAPIError):
+    """404: the file, job or model does not exist (or is not available for fine-tuning)."""
+
+
+class TogetherRateLimitError(TogetherAPIError):
+    """429: still rate limited after the configured retries."""
+
+
+class TogetherBadRequestError(TogetherAPIError):
+    """400, 402, 409 or 422: the API refused the request; ``param`` names the offending field when known."""
+
+
+class TogetherServerError(TogetherAPIError):
+    """5xx: the API failed after the configured retries."""
+
+
+class TogetherTransportError(TogetherError):
+    """No answer at all after the configured retries: connection refused or reset, or a timeout."""
+
+
+class TogetherAmbiguousSubmitError(TogetherError):
+    """
+    ``POST /fine-tunes`` got a 5xx or timed out after the request was sent: a job **may exist**.
+
+    Resending could pay for the same training twice, so the hook never does. The operator reconciles by
+    looking for the job in the job list instead.
+
+    :param status_code: the 5xx status, or ``None`` for a read timeout / dropped connection.
+    """
+
+    def __init__(self, message: str, *, status_code: int | None = None, request_id: str | None = None) -> None:
+        self.status_code = status_code
+        super().__init__(message, request_id=request_id)
+
+
+class TogetherJobError(TogetherError):
+    """
+    A fine-tuning job ended without producing a model.
+
+    :param job_id: the Together job id (``ft-...``).
+    :param status: the job's final status value.
+    """
+
+    def __init__(
+        self, message: str, *, job_id: str | None = None, status: str | None = None, request_id: str | None = None
+    ) -> None:
+        self.job_id = job_id
+        self.status = status
+        super().__init__(message, request_id=request_id)
+
+
+class TogetherJobFailedError(TogetherJobError):
+    """The job ended in ``error`` or ``user_error``; the message carries Together's own error events."""
+
+
+class TogetherJobCancelledError(TogetherJobError):
+    """The job was cancelled (by a user, by Together, or by this provider on kill or timeout)."""
+
+
+class TogetherJobTimeoutError(TogetherJobError):
+    """Airflow stopped waiting for the job before it reached a terminal status."""
