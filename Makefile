@@ -35,10 +35,10 @@ test: lint typecheck venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: venv
-	$(PY) -m airflow_provider_together.demo
+	$(PY) dev/demo.py
 
 airflow: venv
-	$(PY) -m airflow_provider_together.devserver
+	$(PY) dev/local_airflow.py
 
 bench: venv
 	$(PY) benchmarks/run_all.py

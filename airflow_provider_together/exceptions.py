@@ -6,6 +6,7 @@ Callers branch on the exception *type* (and ``status_code``), never on message t
     TogetherError (AirflowException)
     ├── TogetherConfigError            the job config or an operator argument is invalid (no HTTP call made)
     ├── TogetherFileRejectedError      a training file failed the local check or the server's validation
+    ├── TogetherFileNotReadyError      Together was still validating an uploaded file when the wait ran out
     ├── TogetherAPIError               the API answered with an error status
     │   ├── TogetherAuthError          401 / 403: missing, wrong or unauthorised API key
     │   ├── TogetherNotFoundError      404: unknown file, job or model
@@ -36,6 +37,7 @@ __all__ = [
     "TogetherBadRequestError",
     "TogetherConfigError",
     "TogetherError",
+    "TogetherFileNotReadyError",
     "TogetherFileRejectedError",
     "TogetherJobCancelledError",
     "TogetherJobError",
@@ -84,6 +86,18 @@ class TogetherFileRejectedError(TogetherError):
     ) -> None:
         self.file = file
         self.line = line
+        super().__init__(message, request_id=request_id)
+
+
+class TogetherFileNotReadyError(TogetherError):
+    """
+    Together had not finished validating an uploaded file when ``wait_for_file_ready`` stopped waiting.
+
+    :param file: the Together file id.
+    """
+
+    def __init__(self, message: str, *, file: str | None = None, request_id: str | None = None) -> None:
+        self.file = file
         super().__init__(message, request_id=request_id)
 
 

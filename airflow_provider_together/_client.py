@@ -1,0 +1,149 @@
+"""
+httpx clients: one shared TLS context, and one ``AsyncClient`` per (event loop, connection id).
+
+Building a client costs ~25 ms of CPU, almost all of it loading CA certificates into a new
+``ssl.SSLContext``; the triggerer runs hundreds of triggers in one process and one loop, so they share
+one client (and one TLS context) per connection instead of building one per poll. An
+``asyncio.Semaphore`` sized like the connection pool bounds the requests in flight: a burst of 1,000
+polls queues on the semaphore instead of ending in ``httpx.PoolTimeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import httpx
+
+from airflow_provider_together._http import USER_AGENT
+
+if TYPE_CHECKING:
+    import ssl
+    from collections.abc import Awaitable, Callable
+
+    from airflow_provider_together._http import TogetherSettings
+
+log = logging.getLogger("airflow_provider_together.hooks")
+
+# Connections are re-read this often, so a rotated API key reaches a long-running triggerer.
+SETTINGS_TTL = 300.0
+# After a failed re-read, keep the known settings this long before trying again.
+RETRY_RESOLVE_AFTER = 30.0
+
+
+@functools.lru_cache(maxsize=1)
+def ssl_context() -> ssl.SSLContext:
+    """The process-wide TLS context (certifi roots, as httpx's default): built once, ~25 ms."""
+    return httpx.create_ssl_context()
+
+
+def _limits(settings: TogetherSettings) -> httpx.Limits:
+    # As many pooled connections as requests allowed in flight: a permit holder always gets a connection.
+    return httpx.Limits(
+        max_connections=settings.max_in_flight, max_keepalive_connections=settings.max_in_flight
+    )
+
+
+def new_client(settings: TogetherSettings) -> httpx.Client:
+    """A sync client for one hook call (cheap thanks to the shared TLS context; closed after the call)."""
+    return httpx.Client(
+        headers={"User-Agent": USER_AGENT},
+        verify=ssl_context(),
+        timeout=settings.httpx_timeout(),
+        limits=_limits(settings),
+    )
+
+
+def new_async_client(settings: TogetherSettings) -> httpx.AsyncClient:
+    """The async client shared by every hook of one connection on one event loop."""
+    return httpx.AsyncClient(
+        headers={"User-Agent": USER_AGENT},
+        verify=ssl_context(),
+        timeout=settings.httpx_timeout(),
+        limits=_limits(settings),
+    )
+
+
+@dataclass
+class AsyncSession:
+    """What async calls of one connection share on one loop: settings, client and in-flight gate."""
+
+    settings: TogetherSettings
+    client: httpx.AsyncClient
+    gate: asyncio.Semaphore
+    expires: float
+
+
+@dataclass
+class _LoopState:
+    sessions: dict[str, AsyncSession] = field(default_factory=dict)
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    closing: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+# Keyed weakly by loop: a loop that is gone must not be handed a client bound to it.
+_LOOPS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
+
+
+async def session(
+    conn_id: str, resolve: Callable[[], Awaitable[TogetherSettings]], *, ttl: float = SETTINGS_TTL
+) -> AsyncSession:
+    """
+    Return the shared session of ``conn_id`` on the running loop, creating or refreshing it as needed.
+
+    The hot path (a fresh session exists) is two dict lookups and a clock read. Concurrent first calls
+    wait on one lock, so a burst of triggers resolves the connection once, not once each.
+
+    :param resolve: fetches and parses the connection (asynchronously: never block the triggerer).
+    """
+    loop = asyncio.get_running_loop()
+    state = _LOOPS.get(loop)
+    if state is None:
+        state = _LOOPS[loop] = _LoopState()
+    current = state.sessions.get(conn_id)
+    if current is not None and time.monotonic() < current.expires:
+        return current
+    lock = state.locks.setdefault(conn_id, asyncio.Lock())
+    async with lock:
+        current = state.sessions.get(conn_id)
+        now = time.monotonic()
+        if current is not None and now < current.expires:
+            return current
+        try:
+            settings = await resolve()
+        except Exception:
+            if current is None:
+                raise
+            log.warning(
+                "Could not re-read connection %s; keeping its previous settings", conn_id, exc_info=True
+            )
+            current.expires = now + RETRY_RESOLVE_AFTER
+            return current
+        if current is not None and current.settings == settings:
+            current.expires = now + ttl
+            return current
+        fresh = AsyncSession(
+            settings, new_async_client(settings), asyncio.Semaphore(settings.max_in_flight), now + ttl
+        )
+        state.sessions[conn_id] = fresh
+        if current is not None:
+            # The connection changed: later calls use the new client; the old one closes in the background.
+            task = loop.create_task(current.client.aclose())
+            state.closing.add(task)
+            task.add_done_callback(state.closing.discard)
+        return fresh
+
+
+async def aclose_sessions() -> None:
+    """Close every shared client of the running loop (tests, or a loop about to end)."""
+    state = _LOOPS.pop(asyncio.get_running_loop(), None)
+    if state is None:
+        return
+    await asyncio.gather(
+        *(s.client.aclose() for s in state.sessions.values()), *state.closing, return_exceptions=True
+    )

@@ -1,0 +1,90 @@
+"""
+``execute_complete`` of the fine-tune operator: turn the single event into a return value or an error.
+
+Kept apart from the operator so that the decision table (success / error / user_error / cancelled /
+timeout / lost contact) reads in one place, and because it imports the error classes and the event
+validation only when a task actually finishes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from airflow_provider_together._payload import FineTuneResult, TogetherJobUserError, validate_event
+from airflow_provider_together.exceptions import (
+    TogetherError,
+    TogetherJobCancelledError,
+    TogetherJobFailedError,
+    TogetherJobTimeoutError,
+)
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_together.operators import TogetherFineTuneOperator
+
+__all__ = ["attach_to_outlets", "complete"]
+
+
+def attach_to_outlets(op: Any, context: Context, result: FineTuneResult) -> None:
+    """Put the result into the metadata (``extra``) of every outlet asset event of this task."""
+    outlets = getattr(op, "outlets", None) or []
+    if not outlets:
+        return
+    accessors = context.get("outlet_events")
+    if accessors is None:
+        return
+    for outlet in outlets:
+        accessors[outlet].extra.update(cast("dict[str, Any]", result))
+
+
+def _is_last_try(op: Any, context: Context) -> bool:
+    ti = context.get("ti")
+    try_number = getattr(ti, "try_number", None)
+    return not isinstance(try_number, int) or try_number > int(getattr(op, "retries", 0) or 0)
+
+
+def complete(op: TogetherFineTuneOperator, context: Context, event: dict[str, Any] | None) -> FineTuneResult:
+    """Implement ``TogetherFineTuneOperator.execute_complete`` (see its docstring)."""
+    from airflow_provider_together.models import JobStatus
+
+    payload = validate_event(event)
+    job_id = payload["job_id"]
+    status = payload["status"]
+    message = payload["message"]
+    job_status = payload["job_status"]
+    if status == "success":
+        result = payload["result"] or FineTuneResult(
+            job_id=job_id,
+            status=job_status,
+            model_output_name=None,
+            checkpoint_count=None,
+            token_count=None,
+            total_price_usd=None,
+            wandb_url=None,
+        )
+        attach_to_outlets(op, context, result)
+        price = result["total_price_usd"]
+        op.log.info(
+            "Fine-tuning job %s completed: model %s, %s tokens, %s",
+            job_id,
+            result["model_output_name"],
+            result["token_count"],
+            f"${price:.2f}" if price is not None else "price unknown",
+        )
+        return result
+    if status == "cancelled":
+        raise TogetherJobCancelledError(message, job_id=job_id, status=job_status)
+    if status == "timeout":
+        if op.cancel_on_timeout:
+            op.cancel_job(job_id, reason="timeout")
+        raise TogetherJobTimeoutError(message, job_id=job_id, status=job_status)
+    if JobStatus(job_status) is JobStatus.USER_ERROR:
+        raise TogetherJobUserError(message, job_id=job_id, status=job_status)
+    if JobStatus(job_status) is JobStatus.ERROR:
+        raise TogetherJobFailedError(message, job_id=job_id, status=job_status)
+    # Lost contact with the API while the job was still running: a retry reattaches to it. With no retry
+    # left, nobody would ever look at the job again, so it must not keep running (and billing).
+    if _is_last_try(op, context) and op.cancel_on_timeout:
+        op.cancel_job(job_id, reason="no retries left after losing track of the job")
+    raise TogetherError(message)

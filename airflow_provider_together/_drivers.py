@@ -1,0 +1,208 @@
+"""
+The two shells: drive a flow (``_flow``) with ``httpx.Client`` or with ``httpx.AsyncClient``.
+
+They only send, sleep, stream and run blocking work; every decision (what to send, whether to retry,
+what an answer means) is in the flow. The two halves mirror each other line for line, as httpx mirrors
+``_send_single_request``; a change to one must be made to the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from typing import IO, TYPE_CHECKING, Any, TypeVar
+
+from airflow_provider_together._flow import MIB, Gather, Run, Send, Sleep
+from airflow_provider_together._http import build_request
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+    import httpx
+
+    from airflow_provider_together._flow import Action, Flow
+    from airflow_provider_together._http import FileRegion, Spec, TogetherSettings
+
+T = TypeVar("T")
+
+# 1 MiB reads and writes: small chunks cost Python overhead per call and cap throughput well below curl's.
+CHUNK = MIB
+
+
+# -- sync -------------------------------------------------------------------------------------------
+
+
+def run_flow(
+    flow: Flow[T], client: httpx.Client, settings: TogetherSettings, sleep: Callable[[float], Any]
+) -> T:
+    """Drive ``flow`` to its return value; failures of an action are thrown into the flow at its ``yield``."""
+    value: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            action = flow.send(value) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        value, error = None, None
+        try:
+            value = _perform(action, client, settings, sleep)
+        except Exception as exc:  # handed to the flow, which re-raises whatever it does not handle
+            error = exc
+
+
+def _perform(
+    action: Action, client: httpx.Client, settings: TogetherSettings, sleep: Callable[[float], Any]
+) -> Any:
+    if isinstance(action, Send):
+        return _send(client, action.spec, settings)
+    if isinstance(action, Sleep):
+        return sleep(action.seconds)
+    if isinstance(action, Run):
+        return action.fn(*action.args)
+    return _gather(action, lambda flow: run_flow(flow, client, settings, sleep))
+
+
+def _send(client: httpx.Client, spec: Spec, settings: TogetherSettings) -> httpx.Response:
+    content = file_chunks(spec.body) if spec.body is not None else None
+    request = build_request(client, spec, settings, content)
+    response = client.send(request, follow_redirects=spec.follow_redirects, stream=True)
+    try:
+        if spec.sink is not None and response.status_code in (200, 206):
+            with open_sink(spec, response.status_code) as sink:
+                for chunk in response.iter_bytes(CHUNK):
+                    sink.write(chunk)
+        else:
+            response.read()
+    finally:
+        response.close()
+    return response
+
+
+def _gather(action: Gather, drive: Callable[[Flow[Any]], Any]) -> list[Any]:
+    with ThreadPoolExecutor(max_workers=max(1, action.limit), thread_name_prefix="together-upload") as pool:
+        futures = [pool.submit(drive, flow) for flow in action.flows]
+        try:
+            wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f.exception() for f in futures if f.done() and not f.cancelled() and f.exception()]
+            if failed:
+                raise failed[0]  # type: ignore[misc]
+            return [f.result() for f in futures]
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+# -- async ------------------------------------------------------------------------------------------
+
+
+async def arun_flow(
+    flow: Flow[T],
+    client: httpx.AsyncClient,
+    settings: TogetherSettings,
+    sleep: Callable[[float], Awaitable[Any]],
+    gate: asyncio.Semaphore,
+) -> T:
+    """Async twin of :func:`run_flow`; ``gate`` bounds the requests in flight on the shared client."""
+    value: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            action = flow.send(value) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        value, error = None, None
+        try:
+            value = await _aperform(action, client, settings, sleep, gate)
+        except Exception as exc:  # handed to the flow, which re-raises whatever it does not handle
+            error = exc
+
+
+async def _aperform(
+    action: Action,
+    client: httpx.AsyncClient,
+    settings: TogetherSettings,
+    sleep: Callable[[float], Awaitable[Any]],
+    gate: asyncio.Semaphore,
+) -> Any:
+    if isinstance(action, Send):
+        async with gate:
+            return await _asend(client, action.spec, settings)
+    if isinstance(action, Sleep):
+        return await sleep(action.seconds)
+    if isinstance(action, Run):
+        return await asyncio.to_thread(action.fn, *action.args)
+    return await _agather(action, lambda flow: arun_flow(flow, client, settings, sleep, gate))
+
+
+async def _asend(client: httpx.AsyncClient, spec: Spec, settings: TogetherSettings) -> httpx.Response:
+    content = afile_chunks(spec.body) if spec.body is not None else None
+    request = build_request(client, spec, settings, content)
+    response = await client.send(request, follow_redirects=spec.follow_redirects, stream=True)
+    try:
+        if spec.sink is not None and response.status_code in (200, 206):
+            with open_sink(spec, response.status_code) as sink:
+                async for chunk in response.aiter_bytes(CHUNK):
+                    sink.write(chunk)
+        else:
+            await response.aread()
+    finally:
+        await response.aclose()
+    return response
+
+
+async def _agather(action: Gather, drive: Callable[[Flow[Any]], Awaitable[Any]]) -> list[Any]:
+    limit = asyncio.Semaphore(max(1, action.limit))
+
+    async def bounded(flow: Flow[Any]) -> Any:
+        async with limit:
+            return await drive(flow)
+
+    tasks = [asyncio.ensure_future(bounded(flow)) for flow in action.flows]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        failed = [t.exception() for t in tasks if t.done() and not t.cancelled() and t.exception()]
+        if failed:
+            raise failed[0]  # type: ignore[misc]
+        return [t.result() for t in tasks]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# -- local files (shared) ---------------------------------------------------------------------------
+
+
+def file_chunks(region: FileRegion) -> Iterator[bytes]:
+    """Read ``region`` in 1 MiB chunks: constant memory whatever the file size."""
+    with open(region.path, "rb") as handle:
+        handle.seek(region.offset)
+        remaining = region.length
+        while remaining > 0:
+            chunk = handle.read(min(CHUNK, remaining))
+            if not chunk:
+                raise OSError(f"{region.path} shrank while it was being uploaded")
+            remaining -= len(chunk)
+            yield chunk
+
+
+async def afile_chunks(region: FileRegion) -> AsyncIterator[bytes]:
+    """
+    Async view of :func:`file_chunks`.
+
+    The 1 MiB reads stay on the event loop: a page-cache read is far cheaper than a thread hop per chunk,
+    and uploads run in a worker's task, not among the triggerer's polls.
+    """
+    for chunk in file_chunks(region):
+        yield chunk
+
+
+def open_sink(spec: Spec, status: int) -> IO[bytes]:
+    """Open the download target: continue a 206 at ``resume_from``, rewrite from byte 0 on a 200."""
+    assert spec.sink is not None
+    if status == 206 and spec.resume_from > 0:
+        handle = open(spec.sink, "r+b")  # closed by the caller's ``with``
+        handle.seek(spec.resume_from)
+        handle.truncate()
+        return handle
+    return open(spec.sink, "wb")

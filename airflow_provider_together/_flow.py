@@ -1,0 +1,132 @@
+"""
+Operations as sans-I/O generators: every multi-step API call is written once and driven twice.
+
+A flow *yields* what it needs done (:class:`Send` a request, :class:`Sleep`, :class:`Run` blocking local
+work such as hashing, :class:`Gather` sub-flows concurrently) and receives the result, or has the failure
+thrown in at the ``yield``. ``_drivers.run_flow`` performs the actions with ``httpx.Client`` and
+``time.sleep``; ``_drivers.arun_flow`` with ``httpx.AsyncClient`` and ``asyncio.sleep``. So the upload
+protocol, Range resume and the retry loop exist exactly once, and the shells cannot drift apart (the
+ollama sync/async drift the style guide warns about).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import httpx
+
+if TYPE_CHECKING:
+    from airflow_provider_together._http import Spec, TogetherSettings
+    from airflow_provider_together._retry import RetryPolicy
+
+T = TypeVar("T")
+
+GIB = 1 << 30
+MIB = 1 << 20
+
+log = logging.getLogger("airflow_provider_together.hooks")
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send ``spec``; the flow receives the ``httpx.Response`` (body read, or streamed to ``spec.sink``)."""
+
+    spec: Spec
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """Wait ``seconds`` (through the hook's injectable sleep, so tests run instantly)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Run:
+    """Call ``fn(*args)`` for blocking local work; the async driver runs it in a worker thread."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class Gather:
+    """Drive ``flows`` concurrently, at most ``limit`` at a time; the flow receives their results in order."""
+
+    flows: Sequence[Flow[Any]]
+    limit: int
+
+
+Action = Send | Sleep | Run | Gather
+Flow = Generator[Action, Any, T]
+
+
+@dataclass(frozen=True)
+class UploadOptions:
+    """
+    How ``upload_file`` splits big files.
+
+    :param multipart_threshold: files larger than this many bytes use the multipart flow (default 5 GiB,
+        as the Together SDKs).
+    :param part_size: target bytes per part (default 250 MiB); grown when the file would need more than
+        ``max_parts`` parts. Together requires at least 5 MiB for every part but the last.
+    :param concurrency: part uploads in flight at once (default 4).
+    :param max_parts: upper bound on the number of parts (Together allows 250).
+    """
+
+    multipart_threshold: int = 5 * GIB
+    part_size: int = 250 * MIB
+    concurrency: int = 4
+    max_parts: int = 250
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a flow may read: resolved settings, the retry policy, a monotonic clock and upload options."""
+
+    settings: TogetherSettings
+    policy: RetryPolicy
+    clock: Callable[[], float] = time.monotonic
+    uploads: UploadOptions = field(default_factory=UploadOptions)
+
+
+def request(ctx: Context, spec: Spec) -> Flow[httpx.Response]:
+    """
+    Send ``spec`` until it succeeds, resending as ``ctx.policy`` decides; return the final response.
+
+    A response counts as success when it is 2xx or listed in ``spec.ok``; anything else ends as the mapped
+    exception once the policy says stop.
+    """
+    attempt = 0
+    while True:
+        try:
+            response: httpx.Response = yield Send(spec)
+        except httpx.TransportError as exc:
+            delay = ctx.policy.after_error(spec, exc, attempt)
+            reason = type(exc).__name__
+        else:
+            status = response.status_code
+            if 200 <= status < 300 or status in spec.ok:
+                return response
+            delay = ctx.policy.after_response(spec, response, attempt, secret=ctx.settings.api_key)
+            reason = str(status)
+        attempt += 1
+        log.warning(
+            "%s failed (%s); retry %d of %d in %.2f s",
+            spec.describe(),
+            reason,
+            attempt,
+            ctx.policy.max_retries,
+            delay,
+        )
+        yield Sleep(delay)
+
+
+def call(ctx: Context, spec: Spec, parse: Callable[[httpx.Response], T]) -> Flow[T]:
+    """:func:`request`, then ``parse`` the successful response."""
+    response = yield from request(ctx, spec)
+    return parse(response)

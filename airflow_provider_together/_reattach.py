@@ -1,0 +1,186 @@
+"""
+Reattach instead of resubmit: find the job this task instance already paid for.
+
+A fine-tune costs real money, and Airflow retries tasks, clears them, and kills workers between "the API
+created the job" and "the task remembered it". Two sources of truth, in order:
+
+1. **The task state store** (Airflow 3.3+, rows keyed by DAG run, task and map index, so every try of a
+   task instance shares them). Before the create call we write ``{fingerprint, submit_started_at}``; right
+   after it, the job id. A later try with the same config fingerprint reuses that job.
+2. **The job list** (Airflow 3.1 / 3.2, a record without a job id, and after an ambiguous submit on any
+   version): a job with the same training file, model and suffix created after the attempt started. To
+   make this match exact, a job submitted *without* a user suffix gets a deterministic marker suffix
+   ``airflow-<12 hex>`` derived from (dag_id, run_id, task_id, map_index, config fingerprint). It is the only
+   place the marker can travel through Together unchanged (the suffix is echoed on the job and ends up in
+   the output model name). A user-chosen suffix is never overwritten; the match then relies on file, model,
+   suffix and creation time.
+
+A running or completed job is reused; a failed or cancelled one is replaced by a new submission.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_together.exceptions import (
+    TogetherAmbiguousSubmitError,
+    TogetherError,
+    TogetherNotFoundError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from airflow_provider_together.hooks import TogetherHook
+    from airflow_provider_together.models import FineTuneJob
+
+__all__ = ["STATE_KEY", "JobSearch", "JobStateStore", "find_previous_job", "marker_suffix", "submit_once"]
+
+log = logging.getLogger(__name__)
+
+STATE_KEY = "together_fine_tune_job"
+MARKER_PREFIX = "airflow-"
+#: Tolerated clock difference between the worker and Together when comparing creation times.
+CLOCK_SKEW_S = 300.0
+#: After an ambiguous create, how often and how long to look for the job before giving up (the list may
+#: lag the create by a moment).
+RECONCILE_ATTEMPTS = 5
+RECONCILE_DELAY_S = 2.0
+
+
+def marker_suffix(dag_id: str, run_id: str, task_id: str, map_index: int, fingerprint: str) -> str:
+    """Return the deterministic suffix that identifies this task instance's job (20 chars, within the 40 limit)."""
+    basis = "\x1f".join((dag_id, run_id, task_id, str(map_index), fingerprint))
+    return MARKER_PREFIX + hashlib.sha256(basis.encode()).hexdigest()[:12]
+
+
+class JobStateStore:
+    """The Airflow 3.3 ``task_state_store`` of the running task, or a no-op on older versions."""
+
+    def __init__(self, context: Mapping[str, Any]) -> None:
+        self._store = context.get("task_state_store")
+
+    @property
+    def available(self) -> bool:
+        """Whether this Airflow keeps per-task-instance state across tries."""
+        return self._store is not None
+
+    def get(self) -> dict[str, Any] | None:
+        """Return the record of the last submission, if any."""
+        if self._store is None:
+            return None
+        value = self._store.get(STATE_KEY)
+        return value if isinstance(value, dict) else None
+
+    def put(self, record: dict[str, Any]) -> None:
+        """Write the record at once: the next try depends on it."""
+        if self._store is not None:
+            self._store.set(STATE_KEY, record)
+
+
+@dataclass(frozen=True)
+class JobSearch:
+    """What identifies this task's job in the job list."""
+
+    training_file: str
+    model: str | None
+    suffix: str | None
+    not_before: float
+
+    def matches(self, job: FineTuneJob, not_before: float | None = None) -> bool:
+        """Whether ``job`` looks like the one this task submitted."""
+        if job.training_file != self.training_file:
+            return False
+        if self.model and job.model and job.model != self.model:
+            return False
+        if self.suffix and job.suffix != self.suffix and self.suffix not in (job.model_output_name or ""):
+            return False
+        created = _epoch(job.created_at)
+        bound = self.not_before if not_before is None else not_before
+        return created is None or created >= bound - CLOCK_SKEW_S
+
+    def find(self, hook: TogetherHook, not_before: float | None = None) -> FineTuneJob | None:
+        """Return the newest matching job in the account's job list."""
+        found = [job for job in hook.list_fine_tunes() if self.matches(job, not_before)]
+        found.sort(key=lambda job: _epoch(job.created_at) or 0.0)
+        return found[-1] if found else None
+
+
+def _epoch(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def find_previous_job(
+    hook: TogetherHook, store: JobStateStore, fingerprint: str, search: JobSearch
+) -> FineTuneJob | None:
+    """
+    Return the job a previous try of this task instance submitted with the same config, if any.
+
+    The caller decides what to do with it (reuse when running or completed, replace when failed).
+    """
+    record = store.get()
+    if record is not None:
+        if record.get("fingerprint") != fingerprint:
+            log.info("The config changed since the last try (fingerprint differs): submitting a new job")
+            return None
+        job_id = record.get("job_id")
+        if isinstance(job_id, str) and job_id:
+            try:
+                return hook.get_fine_tune(job_id)
+            except TogetherNotFoundError:
+                log.warning("Job %s recorded by a previous try no longer exists", job_id)
+                return None
+        # The previous try started a create but never learned the job id (crash or ambiguous answer).
+        started = record.get("submit_started_at")
+        return search.find(hook, float(started) if isinstance(started, (int, float)) else None)
+    if store.available:
+        # Airflow 3.3+ and nothing recorded: no try of this task instance ever reached the create call.
+        return None
+    return search.find(hook)
+
+
+def submit_once(
+    hook: TogetherHook,
+    request: Mapping[str, Any],
+    *,
+    store: JobStateStore,
+    fingerprint: str,
+    search: JobSearch,
+) -> FineTuneJob:
+    """
+    Create the job exactly once, recording the attempt before and the job id right after the call.
+
+    :raises TogetherError: the create was ambiguous and the job could not be found; the request is never
+        resent, and the next try looks for the job again.
+    """
+    started = time.time()
+    store.put({"job_id": None, "fingerprint": fingerprint, "submit_started_at": started})
+    try:
+        job = hook.create_fine_tune(request)
+    except TogetherAmbiguousSubmitError as exc:
+        log.warning("The create call may have succeeded (%s); looking for the job instead of resending", exc)
+        for attempt in range(RECONCILE_ATTEMPTS):
+            found = search.find(hook, not_before=started)
+            if found is not None:
+                log.info("Found the job created by the ambiguous call: %s", found.id)
+                job = found
+                break
+            if attempt + 1 < RECONCILE_ATTEMPTS:
+                time.sleep(RECONCILE_DELAY_S)
+        else:
+            raise TogetherError(
+                "Together may or may not have created the fine-tuning job and it is not in the job list yet; "
+                "the request was not resent. A retry of this task looks for the job again before submitting."
+            ) from exc
+    store.put({"job_id": job.id, "fingerprint": fingerprint, "submit_started_at": started})
+    return job

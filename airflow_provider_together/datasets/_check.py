@@ -1,0 +1,82 @@
+"""``check_file``: the whole-file rules (existence, size, extension, purpose) and dispatch by file type."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from airflow_provider_together.datasets import _limits
+from airflow_provider_together.datasets._report import CheckError, CheckReport
+
+
+def check_file(
+    path: str | os.PathLike[str], purpose: str = "fine-tune", *, max_errors: int = 100
+) -> CheckReport:
+    """Check a training (or evaluation) file the way Together's servers will, before uploading it.
+
+    The file is streamed: memory stays flat whatever its size. Problems are returned in the report, never
+    raised; only a bad argument raises.
+
+    .. seealso:: https://docs.together.ai/docs/fine-tuning-data-preparation
+
+    :param path: the ``.jsonl``, ``.parquet`` or ``.csv`` file.
+    :param purpose: the upload purpose: ``fine-tune`` (the deep format check), ``eval`` (JSON objects or
+        CSV rows in any shape), ``batch-api`` or ``calibration`` (JSON objects).
+    :param max_errors: stop reading after this many errors; at least 1.
+    :return: the report; ``report.ok`` tells whether the file passed.
+    """
+    if purpose not in _limits.PURPOSES:
+        raise ValueError(f"unknown purpose {purpose!r}: use one of {', '.join(_limits.PURPOSES)}")
+    if max_errors < 1:
+        raise ValueError(f"max_errors must be at least 1, got {max_errors}")
+    name = os.fspath(path)
+    report = CheckReport(path=name, purpose=purpose)
+    try:
+        info = os.stat(name)
+    except OSError:
+        info = None
+    if info is None or not stat.S_ISREG(info.st_mode):
+        report.errors.append(CheckError(None, "file", "not found, or not a regular file"))
+        return report
+    report.file_size = info.st_size
+    extension = os.path.splitext(name)[1].lower()
+    report.file_type = _limits.SUPPORTED_EXTENSIONS.get(extension)
+    if report.file_type is None:
+        report.errors.append(
+            CheckError(
+                None,
+                "file",
+                f"unsupported extension {extension or '(none)'!r}: Together accepts .jsonl, .parquet and .csv files",
+            )
+        )
+        return report
+    if info.st_size > _limits.MAX_FILE_SIZE_BYTES:
+        report.errors.append(
+            CheckError(
+                None,
+                "file",
+                f"the file is {info.st_size / (1 << 30):.1f} GiB; the maximum Together accepts is 50.1 GiB: "
+                "split it",
+            )
+        )
+        return report
+    if info.st_size == 0:
+        report.errors.append(CheckError(None, "file", "the file is empty"))
+        return report
+    if report.file_type == "jsonl":
+        from airflow_provider_together.datasets._jsonl import JsonlChecker
+
+        JsonlChecker(report, max_errors).run(name)
+    elif report.file_type == "csv":
+        from airflow_provider_together.datasets._csv import check_csv
+
+        check_csv(report, max_errors)
+    else:
+        from airflow_provider_together.datasets._parquet import check_parquet
+
+        check_parquet(report, max_errors)
+    if report.num_samples < _limits.MIN_SAMPLES and not report.errors:
+        report.errors.append(
+            CheckError(None, "file", f"the file holds no samples; at least {_limits.MIN_SAMPLES} is needed")
+        )
+    return report

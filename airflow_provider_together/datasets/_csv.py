@@ -1,0 +1,59 @@
+"""CSV files: only evaluation data may be CSV; it needs a header and the same column count on every row."""
+
+from __future__ import annotations
+
+import csv
+from typing import TYPE_CHECKING
+
+from airflow_provider_together.datasets._report import CheckError
+
+if TYPE_CHECKING:
+    from airflow_provider_together.datasets._report import CheckReport
+
+
+def check_csv(report: CheckReport, max_errors: int) -> None:
+    """Check the CSV file of ``report`` row by row, streaming, filling in the report.
+
+    :param report: the report being built; its path, purpose and size are set.
+    :param max_errors: stop after this many errors.
+    """
+    if report.purpose != "eval":
+        report.errors.append(
+            CheckError(
+                None,
+                "file",
+                f"CSV files are accepted only for purpose 'eval', not {report.purpose!r}: "
+                "convert the data to JSONL (or Parquet for pre-tokenised data)",
+            )
+        )
+        return
+    errors = report.errors
+    try:
+        with open(report.path, encoding="utf-8", newline="") as stream:
+            reader = csv.reader(stream)
+            header = next(reader, None)
+            if header is None or not any(cell.strip() for cell in header):
+                errors.append(CheckError(1, "header", "the CSV file has no header row naming its columns"))
+                return
+            width = len(header)
+            for row in reader:
+                if not row:
+                    continue
+                report.num_samples += 1
+                if len(row) != width:
+                    errors.append(
+                        CheckError(
+                            reader.line_num,
+                            "row",
+                            f"{len(row)} columns where the header has {width}: every row needs the same columns",
+                        )
+                    )
+                    if len(errors) >= max_errors:
+                        report.truncated = True
+                        return
+    except UnicodeDecodeError as exc:
+        errors.append(
+            CheckError(None, "file", f"not valid UTF-8 ({exc.reason} at byte {exc.start}); save it as UTF-8")
+        )
+    except csv.Error as exc:
+        errors.append(CheckError(None, "file", f"not a readable CSV file ({exc})"))

@@ -1,0 +1,43 @@
+"""
+The "Together fine-tuning job" extra link, shown on the fine-tune operator and the sensor.
+
+In Airflow 3 the API server never runs provider code to build a link: the worker evaluates
+:meth:`TogetherFineTuneJobLink.get_link` at the end of every attempt phase (including the one that
+defers) and stores the result in XCom. The operator pushes ``job_url`` right after submitting, before it
+defers or waits, so the link is live while the job trains.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from airflow.providers.common.compat.sdk import BaseOperatorLink
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import BaseOperator, TaskInstanceKey
+
+__all__ = ["DASHBOARD_URL", "JOB_ID_XCOM_KEY", "JOB_URL_XCOM_KEY", "TogetherFineTuneJobLink", "job_url"]
+
+#: The job page on Together's dashboard (what the v3 CLI prints after ``create``).
+DASHBOARD_URL = "https://api.together.ai/fine-tuning/{job_id}"
+JOB_ID_XCOM_KEY = "job_id"
+JOB_URL_XCOM_KEY = "job_url"
+
+
+def job_url(job_id: str) -> str:
+    """Return the dashboard URL of a fine-tuning job."""
+    return DASHBOARD_URL.format(job_id=job_id)
+
+
+class TogetherFineTuneJobLink(BaseOperatorLink):
+    """Link to the Together dashboard page of the job, read from the task's ``job_url`` XCom."""
+
+    name = "Together fine-tuning job"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        """Return the job URL pushed by the task, or ``""`` before a job exists."""
+        # Imported here: XCom pulls in the execution-time machinery, which DAG parsing never needs.
+        from airflow.providers.common.compat.sdk import XCom
+
+        url = XCom.get_value(key=JOB_URL_XCOM_KEY, ti_key=ti_key)
+        return url if isinstance(url, str) else ""

@@ -1,0 +1,306 @@
+"""
+TogetherFineTuneTrigger: waits for a fine-tuning job in the triggerer, streaming its events to the task log.
+
+Design points (see docs/operators.md):
+
+* Fully async: every call goes through the hook's ``a*`` twins, which share one ``httpx.AsyncClient`` per
+  event loop and fetch the connection with the async lookup. Nothing blocks the triggerer loop.
+* A wall-clock deadline (``end_time``, epoch seconds) lives in the kwargs, so a trigger re-created after a
+  triggerer restart keeps the original deadline and ends with a clean ``timeout`` event that the operator
+  turns into a cancel.
+* Event cursor: the trigger logs every new Together event once. The cursor starts in the kwargs (set by
+  the operator) and advances in memory (``serialize()`` shows it). Airflow re-creates a trigger from the
+  kwargs it was *deferred* with, so the trigger also mirrors the cursor into its task instance's XCom
+  (key ``together_event_cursor``) when the async XCom API exists (Airflow 3.3+), and a re-created trigger
+  starts from the later of the two. On 3.1 / 3.2 a re-created trigger may repeat the events logged since
+  the deferral, never lose one.
+* Exactly one event, carrying everything ``execute_complete`` needs (``dag.test`` drops defer kwargs).
+* ``on_kill()`` (Airflow 3.3, user marked the task failed/success or cleared it) cancels the job when
+  ``cancel_on_kill``; ``cleanup()`` is left alone, because it also runs on every triggerer restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowRuntimeError
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_together._progress import (
+    EventCursor,
+    as_cursor,
+    format_event,
+    format_progress,
+    later_cursor,
+    new_events,
+    terminal_payload,
+    timeout_payload,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from airflow_provider_together._payload import FineTuneEventPayload
+    from airflow_provider_together.hooks import TogetherHook
+    from airflow_provider_together.models import FineTuneEvent, FineTuneJob
+
+__all__ = ["CURSOR_XCOM_KEY", "TogetherFineTuneTrigger"]
+
+#: What the XCom comms path raises when it cannot serve a request (no supervisor, refused by the API).
+_XCOM_ERRORS: tuple[type[BaseException], ...] = (AirflowRuntimeError, RuntimeError, TypeError, OSError)
+
+#: XCom key (on the waiting task instance) where the trigger mirrors its event cursor.
+CURSOR_XCOM_KEY = "together_event_cursor"
+#: Upper bound of the first poll's random delay: after a triggerer restart a thousand triggers must not
+#: all hit the API in the same second.
+MAX_FIRST_POLL_JITTER_S = 30.0
+#: How long ``on_kill`` waits for the cancel call; Airflow bounds on_kill itself at [triggerer] on_kill_timeout.
+CANCEL_TIMEOUT_S = 20.0
+
+
+def _event(payload: FineTuneEventPayload) -> TriggerEvent:
+    return TriggerEvent(payload)  # type: ignore[no-untyped-call]  # Airflow's TriggerEvent is untyped
+
+
+class TogetherFineTuneTrigger(BaseTrigger):
+    """
+    Poll a Together fine-tuning job until it ends, then fire one event.
+
+    :param job_id: the Together job id (``ft-...``).
+    :param together_conn_id: the Together connection; only its id travels, never the key.
+    :param poll_interval: seconds between polls.
+    :param end_time: wall-clock deadline (epoch seconds); past it the trigger fires a ``timeout`` event.
+        ``None`` waits as long as Airflow lets it.
+    :param cancel_on_kill: cancel the job when a user kills the deferred task (Airflow 3.3+).
+    :param event_cursor: position in the job's event log already written to the task log.
+    :param max_consecutive_failures: transient API failures tolerated in a row before giving up; a
+        blip must not fail the task, since a task retry costs a reattach round-trip at best.
+    :param first_poll_jitter: maximum random delay before the first poll; defaults to
+        ``min(poll_interval, 30)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        together_conn_id: str = "together_default",
+        poll_interval: float = 60.0,
+        end_time: float | None = None,
+        cancel_on_kill: bool = True,
+        event_cursor: dict[str, Any] | None = None,
+        max_consecutive_failures: int = 5,
+        first_poll_jitter: float | None = None,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.job_id = job_id
+        self.together_conn_id = together_conn_id
+        self.poll_interval = float(poll_interval)
+        self.end_time = None if end_time is None else float(end_time)
+        self.cancel_on_kill = cancel_on_kill
+        self.event_cursor: EventCursor | None = as_cursor(event_cursor)
+        self.max_consecutive_failures = max(1, int(max_consecutive_failures))
+        self.first_poll_jitter = first_poll_jitter
+        self._no_cursor_store = False
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Return the classpath and exactly the constructor kwargs (ids and numbers; never a secret)."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "job_id": self.job_id,
+                "together_conn_id": self.together_conn_id,
+                "poll_interval": self.poll_interval,
+                "end_time": self.end_time,
+                "cancel_on_kill": self.cancel_on_kill,
+                "event_cursor": dict(self.event_cursor) if self.event_cursor else None,
+                "max_consecutive_failures": self.max_consecutive_failures,
+                "first_poll_jitter": self.first_poll_jitter,
+            },
+        )
+
+    def _hook(self) -> TogetherHook:
+        from airflow_provider_together.hooks import TogetherHook
+
+        return TogetherHook(together_conn_id=self.together_conn_id)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll until the job ends or the deadline passes; yield exactly one event."""
+        # Imported here, not at module top: the operator module imports this one lazily, and DAG parsing
+        # must not pay for httpx-based hooks or pydantic models.
+        import httpx
+
+        from airflow_provider_together.exceptions import (
+            TogetherError,
+            TogetherRateLimitError,
+            TogetherServerError,
+            TogetherTransportError,
+        )
+        from airflow_provider_together.models import Outcome, classify
+
+        transient = (TogetherTransportError, TogetherServerError, TogetherRateLimitError, httpx.HTTPError)
+        hook = self._hook()
+        self.event_cursor = later_cursor(self.event_cursor, await self._load_persisted_cursor())
+        jitter = min(self.poll_interval, MAX_FIRST_POLL_JITTER_S)
+        if self.first_poll_jitter is not None:
+            jitter = self.first_poll_jitter
+        if jitter > 0:
+            await asyncio.sleep(random.uniform(0, jitter))
+
+        failures = 0
+        last_status = "unknown"
+        last_progress = ""
+        started = time.monotonic()
+        while True:
+            if self.end_time is not None and time.time() >= self.end_time:
+                yield _event(timeout_payload(self.job_id, last_status, time.monotonic() - started))
+                return
+            try:
+                job = await hook.aget_fine_tune(self.job_id)
+                events = await self._events(hook, job)
+            except transient as exc:
+                failures += 1
+                if failures >= self.max_consecutive_failures:
+                    yield _event(self._lost_contact(last_status, failures, exc))
+                    return
+                self.log.warning(
+                    "Polling fine-tuning job %s failed (%d/%d in a row), retrying: %s",
+                    self.job_id,
+                    failures,
+                    self.max_consecutive_failures,
+                    exc,
+                )
+                await asyncio.sleep(self._sleep_for())
+                continue
+            except TogetherError as exc:
+                # Not transient (auth, not found, bad request): waiting longer will not fix it.
+                yield _event(self._lost_contact(last_status, failures + 1, exc))
+                return
+            failures = 0
+            last_status = job.status_raw or job.status.value
+            await self._stream(events)
+            outcome = classify(job)
+            if outcome is not Outcome.RUNNING:
+                yield _event(await self._final_payload(hook, job, outcome, events))
+                return
+            progress = format_progress(job)
+            if progress != last_progress:
+                self.log.info("%s", progress)
+                last_progress = progress
+            await asyncio.sleep(self._sleep_for())
+
+    async def _events(self, hook: TogetherHook, job: FineTuneJob) -> list[FineTuneEvent]:
+        # The full job object embeds its events; only a server that omits them costs a second request.
+        if "events" in job.model_fields_set:
+            return job.events
+        return await hook.alist_fine_tune_events(self.job_id)
+
+    async def _stream(self, events: list[FineTuneEvent]) -> None:
+        fresh, cursor = new_events(events, self.event_cursor)
+        if not fresh:
+            return
+        for event in fresh:
+            self.log.info("%s", format_event(event))
+        self.event_cursor = cursor
+        await self._persist_cursor()
+
+    async def _final_payload(
+        self, hook: TogetherHook, job: FineTuneJob, outcome: Any, events: list[FineTuneEvent]
+    ) -> FineTuneEventPayload:
+        from airflow_provider_together._payload import result_from_job
+        from airflow_provider_together.exceptions import TogetherError
+        from airflow_provider_together.models import Outcome
+
+        result = None
+        if outcome is Outcome.SUCCEEDED:
+            try:
+                count: int | None = len(await hook.alist_fine_tune_checkpoints(self.job_id))
+            except TogetherError as exc:
+                # The model exists; a missing checkpoint count must not fail the task.
+                self.log.warning("Could not list checkpoints of %s: %s", self.job_id, exc)
+                count = None
+            result = result_from_job(job, count)
+        return terminal_payload(job, outcome, events, result)
+
+    def _lost_contact(self, last_status: str, failures: int, exc: BaseException) -> FineTuneEventPayload:
+        return {
+            "status": "error",
+            "job_id": self.job_id,
+            "job_status": last_status,
+            "message": f"Lost track of fine-tuning job {self.job_id} after {failures} failed poll(s): {exc}",
+            "result": None,
+            "errors": [],
+        }
+
+    def _sleep_for(self) -> float:
+        if self.end_time is None:
+            return self.poll_interval
+        # Wake up at the deadline rather than a whole interval after it.
+        return max(0.0, min(self.poll_interval, self.end_time - time.time()))
+
+    def _xcom_target(self) -> dict[str, Any] | None:
+        ti = self.task_instance
+        if ti is None:
+            return None
+        map_index = getattr(ti, "map_index", -1)
+        return {
+            "dag_id": ti.dag_id,
+            "task_id": ti.task_id,
+            "run_id": ti.run_id,
+            "map_index": -1 if map_index is None else map_index,
+        }
+
+    async def _load_persisted_cursor(self) -> EventCursor | None:
+        from airflow.providers.common.compat.sdk import XCom
+
+        target = self._xcom_target()
+        if target is None or not hasattr(XCom, "aget_one"):
+            return None
+        try:
+            return as_cursor(await XCom.aget_one(key=CURSOR_XCOM_KEY, **target))
+        except _XCOM_ERRORS as exc:
+            self._cursor_store_broken(exc)
+            return None
+
+    async def _persist_cursor(self) -> None:
+        from airflow.providers.common.compat.sdk import XCom
+
+        target = self._xcom_target()
+        if target is None or self.event_cursor is None or self._no_cursor_store or not hasattr(XCom, "aset"):
+            return
+        try:
+            await XCom.aset(CURSOR_XCOM_KEY, dict(self.event_cursor), **target)
+        except _XCOM_ERRORS as exc:
+            self._cursor_store_broken(exc)
+
+    def _cursor_store_broken(self, exc: BaseException) -> None:
+        # The mirrored cursor only avoids repeated log lines after a triggerer restart; losing it must never
+        # fail the wait for a job that is being paid for.
+        self._no_cursor_store = True
+        self.log.warning(
+            "Cannot keep the event cursor in XCom (%s); a restarted trigger may repeat events", exc
+        )
+
+    async def on_kill(self) -> None:
+        """Cancel the job when a user killed the deferred task (Airflow 3.3+ calls this; cleanup never does)."""
+        if not self.cancel_on_kill:
+            self.log.info(
+                "Task killed; leaving fine-tuning job %s running (cancel_on_kill=False)", self.job_id
+            )
+            return
+        import httpx
+
+        from airflow_provider_together.exceptions import TogetherError
+
+        try:
+            job = await asyncio.wait_for(
+                self._hook().acancel_fine_tune(self.job_id), timeout=CANCEL_TIMEOUT_S
+            )
+        except (TogetherError, httpx.HTTPError, asyncio.TimeoutError) as exc:
+            self.log.warning("Could not cancel fine-tuning job %s on kill: %s", self.job_id, exc)
+            return
+        self.log.info(
+            "Task killed; cancel requested for fine-tuning job %s (status %s)", self.job_id, job.status_raw
+        )

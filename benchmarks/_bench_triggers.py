@@ -1,0 +1,104 @@
+"""
+The triggers the triggerer benchmark runs: ours, and the same trigger on a naive client.
+
+* ``TimedTrigger`` is ``TogetherFineTuneTrigger`` unchanged except that its hook records when each
+  ``aget_fine_tune`` call started and ended (the only way to see poll lateness from outside).
+* ``NaiveTimedTrigger`` is the same trigger on a hook that builds a new ``httpx.AsyncClient`` for every
+  request, the pattern many providers use (``async with AsyncClient() as c: ...`` inside the method).
+  The connection is still looked up once per hook, like ours, so the difference measured is the client.
+
+Both live here, not in the package: the naive variant is a foil, and the package must not carry it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from airflow_provider_together.hooks import TogetherHook
+from airflow_provider_together.models import Checkpoint, FineTuneEvent, FineTuneJob
+from airflow_provider_together.triggers import TogetherFineTuneTrigger
+
+
+@dataclass
+class Poll:
+    job_id: str
+    start: float
+    end: float
+    error: str | None
+
+
+#: Every poll made in this process, in completion order (the client is single-threaded asyncio).
+POLLS: list[Poll] = []
+#: HTTP requests made by the naive hook (ours is counted by the server).
+NAIVE_REQUESTS = [0]
+
+
+class TimedHook(TogetherHook):
+    """Our hook, with each job poll timed."""
+
+    async def aget_fine_tune(self, job_id: str) -> FineTuneJob:
+        start = time.perf_counter()
+        error = None
+        try:
+            return await self._bench_get_job(job_id)
+        except BaseException as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            POLLS.append(Poll(job_id, start, time.perf_counter(), error))
+
+    async def _bench_get_job(self, job_id: str) -> FineTuneJob:
+        return await TogetherHook.aget_fine_tune(self, job_id)
+
+
+class NaiveHook(TimedHook):
+    """A new ``httpx.AsyncClient`` per request; connection looked up once per hook."""
+
+    _settings: tuple[str, str] | None = None
+
+    async def _naive_get(self, path: str) -> Any:
+        if self._settings is None:
+            conn = await self.aget_connection(self.together_conn_id)
+            host = (conn.host or "").rstrip("/")
+            base = host if host.endswith("/v1") else host + "/v1"
+            self._settings = (base, conn.password or "")
+        base, key = self._settings
+        NAIVE_REQUESTS[0] += 1
+        async with httpx.AsyncClient(
+            base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=httpx.Timeout(60.0, connect=10.0)
+        ) as client:
+            response = await client.get(path)
+            response.raise_for_status()
+            return response.json()
+
+    async def _bench_get_job(self, job_id: str) -> FineTuneJob:
+        return FineTuneJob.model_validate(await self._naive_get(f"/fine-tunes/{job_id}"))
+
+    async def alist_fine_tune_events(self, job_id: str) -> list[FineTuneEvent]:
+        body = await self._naive_get(f"/fine-tunes/{job_id}/events")
+        return [FineTuneEvent.model_validate(e) for e in body.get("data") or []]
+
+    async def alist_fine_tune_checkpoints(self, job_id: str) -> list[Checkpoint]:
+        body = await self._naive_get(f"/fine-tunes/{job_id}/checkpoints")
+        return [Checkpoint.model_validate(c) for c in body.get("data") or []]
+
+
+class TimedTrigger(TogetherFineTuneTrigger):
+    """Our trigger; only the hook factory differs, to time the polls."""
+
+    def _hook(self) -> TogetherHook:
+        return TimedHook(together_conn_id=self.together_conn_id)
+
+
+class NaiveTimedTrigger(TogetherFineTuneTrigger):
+    """Our trigger's logic on the naive client."""
+
+    def _hook(self) -> TogetherHook:
+        return NaiveHook(together_conn_id=self.together_conn_id)
+
+
+VARIANTS: dict[str, type[TogetherFineTuneTrigger]] = {"ours": TimedTrigger, "naive": NaiveTimedTrigger}

@@ -1,0 +1,70 @@
+"""One real Airflow deployment (api-server, scheduler, dag-processor, triggerer) and one emulator per e2e session.
+
+Starting Airflow costs ~25 s of a 2-core machine, so every e2e test shares the deployment; tests isolate
+themselves by DAG run (and by the emulator jobs they created), never by restarting Airflow. The launcher is
+``dev/local_airflow.py``, the same one ``make airflow`` uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from e2e_support import E2E_API_KEY, E2E_SPEED, E2E_WANDB_KEY, HERE, REPO
+from local_airflow import LocalAirflow, prepare_dags_folder
+
+
+def _running_in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="session")
+def e2e_emulator() -> Iterator[Any]:
+    """The Together emulator, a real subprocess on a free loopback port, shared by the session."""
+    from airflow_provider_together.emulator import run_emulator
+
+    with run_emulator(api_key=E2E_API_KEY, speed=E2E_SPEED) as emu:
+        yield emu
+
+
+@pytest.fixture(scope="session")
+def airflow(tmp_path_factory: pytest.TempPathFactory, e2e_emulator: Any) -> Iterator[LocalAirflow]:
+    """A running local Airflow whose ``together_default`` points at the emulator; DAGs: examples + e2e."""
+    root = tmp_path_factory.mktemp("airflow")
+    dags = prepare_dags_folder(root / "dags", REPO / "example_dags", HERE / "dags")
+    conn_env = {
+        "AIRFLOW_CONN_TOGETHER_DEFAULT": e2e_emulator.conn_json(),
+        "AIRFLOW_CONN_WANDB_E2E": json.dumps({"conn_type": "generic", "password": E2E_WANDB_KEY}),
+    }
+    deployment = LocalAirflow(dags, home=root / "home", conn_env=conn_env)
+    deployment.start()
+    try:
+        yield deployment
+    finally:
+        deployment.stop()
+
+
+@pytest.fixture
+def emulator(e2e_emulator: Any) -> Iterator[Any]:
+    """The session emulator with faults, scenarios and speed back to the suite's defaults after the test."""
+    yield e2e_emulator
+    admin = e2e_emulator.admin
+    admin.clear_faults()
+    admin.clear_scenarios()
+    admin.update_settings(speed=E2E_SPEED)
+
+
+@pytest.fixture
+def chromium_path() -> str:
+    """Debian's chromium (installed by dev/install_chromium.sh); required under CI, else skipped if absent."""
+    path = "/usr/bin/chromium"
+    if not Path(path).exists():
+        if _running_in_ci():
+            pytest.fail("CI=true but /usr/bin/chromium is missing: .ci/run must call dev/install_chromium.sh")
+        pytest.skip("/usr/bin/chromium is not installed (run dev/install_chromium.sh); CI never skips this")
+    return path

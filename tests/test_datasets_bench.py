@@ -1,0 +1,34 @@
+"""Smoke test of benchmarks/bench_checker.py: the harness runs and writes its table (no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bench_checker_small_writes_table(tmp_path: Path) -> None:
+    pytest.importorskip("together", reason="the v3 SDK is a contender; it is in the test extra")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_checker.py"), "--small", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = (tmp_path / "checker.md").read_text()
+    assert "| contender |" in table
+    assert "ours: deep check" in table
+    assert "v3 SDK check_file" in table
+    result = json.loads((tmp_path / "checker.json").read_text())
+    assert result["smoke"] is True
+    contenders = [row[0] for row in result["rows"]]
+    assert "json.loads per line (floor)" in contenders
+    # Every contender checked the same file and agreed that it is valid.
+    assert {row[-1] for row in result["rows"]} == {"pass"}
+    assert len({row[-2] for row in result["rows"]}) == 1

@@ -1,0 +1,288 @@
+"""TogetherFineTuneOperator against the emulator on loopback: every execute path and every money guard."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+from _fine_tune_support import BASE_MODEL, FAST, FakeTI, MemoryStateStore, make_context, write_training_file
+from airflow.providers.common.compat.sdk import AirflowFailException
+
+from airflow_provider_together._payload import TogetherJobUserError
+from airflow_provider_together.exceptions import (
+    TogetherJobCancelledError,
+    TogetherJobFailedError,
+    TogetherJobTimeoutError,
+)
+from airflow_provider_together.operators import TogetherFineTuneOperator
+
+pytestmark = pytest.mark.timeout(120)
+
+CREATE = "POST /v1/fine-tunes"
+
+
+def _op(tmp_path: Any, **kwargs: Any) -> TogetherFineTuneOperator:
+    options: dict[str, Any] = {
+        "task_id": "fine_tune",
+        "training_file": str(write_training_file(tmp_path / "train.jsonl")),
+        "model": BASE_MODEL,
+        "deferrable": False,
+        "poll_interval": 0.05,
+    }
+    options.update(kwargs)
+    return TogetherFineTuneOperator(**options)
+
+
+@pytest.fixture
+def emu(together_emulator_conn: Any) -> Any:
+    together_emulator_conn.admin.update_settings(speed=FAST)
+    return together_emulator_conn
+
+
+# -- static validation ----------------------------------------------------------------------------------
+
+
+def test_constructor_only_stores_arguments() -> None:
+    op = TogetherFineTuneOperator(
+        task_id="t", training_file="file-abc123", model=BASE_MODEL, n_epochs="{{ x }}"
+    )
+    assert "hook" not in op.__dict__
+    assert op.n_epochs == "{{ x }}"
+    assert {"training_file", "model", "n_epochs", "lora_r", "config"} <= set(op.template_fields)
+    assert op.template_fields_renderers == {"config": "json"}
+
+
+def test_default_deferrable_is_true_without_config() -> None:
+    op = TogetherFineTuneOperator(task_id="t", training_file="file-abc123", model=BASE_MODEL)
+    assert op.deferrable is True
+
+
+def test_invalid_config_fails_without_retry_before_any_http(emu: Any, tmp_path: Any) -> None:
+    op = _op(tmp_path, n_epochs=0, learning_rate=-1.0, lora=False, lora_r=8)
+    with pytest.raises(AirflowFailException) as info:
+        op.execute(make_context())
+    message = str(info.value)
+    assert "n_epochs" in message
+    assert "learning_rate" in message
+    assert "lora_r" in message
+    assert emu.admin.requests() == {}
+
+
+def test_secret_in_config_is_refused_without_echoing_it(emu: Any, tmp_path: Any) -> None:
+    op = _op(tmp_path, config={"wandb_api_key": "wandb-very-secret-value"})
+    with pytest.raises(AirflowFailException) as info:
+        op.execute(make_context())
+    assert "wandb_conn_id" in str(info.value)
+    assert "wandb-very-secret-value" not in str(info.value)
+    assert emu.admin.requests() == {}
+
+
+def test_local_file_failing_the_checker_is_never_uploaded(emu: Any, tmp_path: Any) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": [{"role": "user", "content": "hi"}]}\nnot json\n')
+    with pytest.raises(AirflowFailException, match="training_file"):
+        _op(tmp_path, training_file=str(bad)).execute(make_context())
+    assert emu.admin.count("POST /v1/files") == 0
+
+
+# -- execute paths ----------------------------------------------------------------------------------------
+
+
+def test_sync_path_submits_once_logs_progress_and_returns_summary(
+    emu: Any, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO")
+    ti = FakeTI()
+    result = _op(tmp_path).execute(make_context(ti, MemoryStateStore()))
+    assert result["status"] == "completed"
+    assert result["model_output_name"]
+    assert result["checkpoint_count"] >= 1
+    assert result["total_price_usd"] is not None
+    assert ti.xcoms["job_id"] == result["job_id"]
+    assert ti.xcoms["job_url"] == f"https://api.together.ai/fine-tuning/{result['job_id']}"
+    assert emu.admin.count(CREATE) == 1
+    text = caplog.text
+    assert "Estimated price: $" in text
+    assert "Together event [job_complete]" in text
+    assert f"https://api.together.ai/fine-tuning/{result['job_id']}" in text
+
+
+def test_no_wait_returns_right_after_submit(emu: Any, tmp_path: Any) -> None:
+    emu.admin.set_default_scenario("stall")
+    ti = FakeTI()
+    result = _op(tmp_path, wait_for_completion=False).execute(make_context(ti))
+    assert result["status"] not in ("completed", "error", "cancelled")
+    assert ti.xcoms["job_id"] == result["job_id"]
+    assert emu.admin.count(CREATE) == 1
+
+
+def test_same_bytes_are_uploaded_once(emu: Any, tmp_path: Any) -> None:
+    path = str(write_training_file(tmp_path / "same.jsonl"))
+    _op(tmp_path, training_file=path, validation_file=path, n_evals=1).execute(make_context())
+    assert emu.admin.count("POST /v1/files") == 1
+
+
+# -- reattach instead of resubmit -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "with_state_store", [True, False], ids=["airflow-3.3-state-store", "airflow-3.1-job-list"]
+)
+def test_retry_reattaches_to_the_running_job(emu: Any, tmp_path: Any, with_state_store: bool) -> None:
+    emu.admin.set_default_scenario("stall")
+    store = MemoryStateStore() if with_state_store else None
+    first = _op(tmp_path, wait_for_completion=False).execute(make_context(FakeTI(try_number=1), store))
+    # The worker died; the retry runs a fresh operator instance for the same task instance.
+    second = _op(tmp_path, wait_for_completion=False).execute(make_context(FakeTI(try_number=2), store))
+    assert second["job_id"] == first["job_id"]
+    assert emu.admin.count(CREATE) == 1
+    assert len(emu.admin.jobs()) == 1
+
+
+def test_changed_config_or_other_task_instance_gets_its_own_job(emu: Any, tmp_path: Any) -> None:
+    emu.admin.set_default_scenario("stall")
+    first = _op(tmp_path, wait_for_completion=False).execute(make_context(FakeTI()))
+    other_run = _op(tmp_path, wait_for_completion=False).execute(make_context(FakeTI(run_id="run-2")))
+    changed = _op(tmp_path, wait_for_completion=False, n_epochs=2).execute(make_context(FakeTI()))
+    assert len({first["job_id"], other_run["job_id"], changed["job_id"]}) == 3
+
+
+def test_reuse_existing_job_false_always_submits(emu: Any, tmp_path: Any) -> None:
+    emu.admin.set_default_scenario("stall")
+    store = MemoryStateStore()
+    _op(tmp_path, wait_for_completion=False).execute(make_context(store=store))
+    _op(tmp_path, wait_for_completion=False, reuse_existing_job=False).execute(make_context(store=store))
+    assert emu.admin.count(CREATE) == 2
+
+
+def test_failed_job_is_replaced_on_retry(emu: Any, tmp_path: Any) -> None:
+    emu.admin.add_scenario("error", count=1, message="CUDA out of memory on node 7")
+    store = MemoryStateStore()
+    with pytest.raises(TogetherJobFailedError, match="CUDA out of memory on node 7") as info:
+        _op(tmp_path).execute(make_context(FakeTI(try_number=1), store))
+    assert not isinstance(info.value, AirflowFailException), "a server-side error may be retried"
+    result = _op(tmp_path).execute(make_context(FakeTI(try_number=2), store))
+    assert result["status"] == "completed"
+    assert emu.admin.count(CREATE) == 2
+
+
+def test_ambiguous_submit_leaves_exactly_one_job(emu: Any, tmp_path: Any) -> None:
+    emu.admin.add_fault(CREATE, kind="ambiguous", count=1)
+    result = _op(tmp_path).execute(make_context(FakeTI()))
+    assert result["status"] == "completed"
+    assert emu.admin.count(CREATE) == 1, "the create call must never be resent"
+    assert len(emu.admin.jobs()) == 1
+    assert emu.admin.jobs()[0]["id"] == result["job_id"]
+
+
+# -- money guards and failures -----------------------------------------------------------------------------
+
+
+def test_price_guard_fails_before_submission(emu: Any, tmp_path: Any) -> None:
+    with pytest.raises(AirflowFailException, match=r"exceeds max_price_usd=\$0\.01"):
+        _op(tmp_path, max_price_usd=0.01).execute(make_context())
+    assert emu.admin.count("POST /v1/fine-tunes/estimate-price") == 1
+    assert emu.admin.count(CREATE) == 0
+
+
+def test_price_over_credit_limit_is_a_warning(
+    emu: Any, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    emu.admin.update_settings(credit_limit_usd=0.5)
+    caplog.set_level("INFO")
+    _op(tmp_path, wait_for_completion=False).execute(make_context())
+    assert "may not cover" in caplog.text
+    assert emu.admin.count(CREATE) == 1
+
+
+def test_user_error_raises_togethers_message_and_is_not_retried(emu: Any, tmp_path: Any) -> None:
+    emu.admin.set_default_scenario("user_error", message="Training file has 3 samples; at least 16 required")
+    with pytest.raises(TogetherJobUserError, match="at least 16 required") as info:
+        _op(tmp_path).execute(make_context())
+    assert isinstance(info.value, AirflowFailException)
+    assert info.value.status == "user_error"
+
+
+def test_timeout_cancels_the_job(emu: Any, tmp_path: Any) -> None:
+    emu.admin.set_default_scenario("stall")
+    ti = FakeTI()
+    with pytest.raises(TogetherJobTimeoutError):
+        _op(tmp_path, timeout=0.5).execute(make_context(ti))
+    assert emu.admin.job(ti.xcoms["job_id"])["cancel_requested"] is True
+
+
+def test_timeout_without_cancel_leaves_the_job(emu: Any, tmp_path: Any) -> None:
+    emu.admin.set_default_scenario("stall")
+    ti = FakeTI()
+    with pytest.raises(TogetherJobTimeoutError):
+        _op(tmp_path, timeout=0.3, cancel_on_timeout=False).execute(make_context(ti))
+    assert emu.admin.job(ti.xcoms["job_id"])["cancel_requested"] is False
+
+
+def test_on_kill_cancels_the_job_of_a_sync_wait(emu: Any, tmp_path: Any) -> None:
+    emu.admin.set_default_scenario("stall")
+    op = _op(tmp_path)
+    ti = FakeTI()
+    outcome: dict[str, BaseException] = {}
+
+    def run() -> None:
+        try:
+            op.execute(make_context(ti))
+        except BaseException as exc:  # the test inspects what the worker thread raised
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while "job_id" not in ti.xcoms and time.monotonic() < deadline:
+        time.sleep(0.02)
+    op.on_kill()  # what Airflow calls when it kills the task (or on execution_timeout)
+    worker.join(30)
+    assert isinstance(outcome.get("error"), TogetherJobCancelledError)
+    assert emu.admin.job(ti.xcoms["job_id"])["cancel_requested"] is True
+
+
+# -- execute_complete ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("event", [None, {"status": "weird", "job_id": "ft-1"}, {"status": "success"}])
+def test_execute_complete_rejects_malformed_events(event: Any) -> None:
+    op = TogetherFineTuneOperator(task_id="t", training_file="file-abc123", model=BASE_MODEL)
+    with pytest.raises(TypeError):
+        op.execute_complete(make_context(), event)
+
+
+def test_execute_complete_timeout_event_cancels(emu: Any, tmp_path: Any) -> None:
+    from _fine_tune_support import create_job
+
+    emu.admin.set_default_scenario("stall")
+    job_id = create_job(tmp_path)
+    op = TogetherFineTuneOperator(task_id="t", training_file="file-abc123", model=BASE_MODEL)
+    event = {"status": "timeout", "job_id": job_id, "job_status": "running", "message": "waited too long"}
+    with pytest.raises(TogetherJobTimeoutError):
+        op.execute_complete(make_context(), event)
+    assert emu.admin.job(job_id)["cancel_requested"] is True
+
+
+# -- secrets -------------------------------------------------------------------------------------------------
+
+
+def test_secrets_come_from_connections_and_never_leak(
+    emu: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    wandb_key = "wandb-key-0123456789abcdef"
+    hf_token = "hf_token_0123456789abcdef"
+    monkeypatch.setenv("AIRFLOW_CONN_WANDB_TEST", json.dumps({"conn_type": "generic", "password": wandb_key}))
+    monkeypatch.setenv("AIRFLOW_CONN_HF_TEST", json.dumps({"conn_type": "generic", "password": hf_token}))
+    caplog.set_level("DEBUG")
+    ti = FakeTI()
+    op = _op(tmp_path, wandb_conn_id="wandb_test", hf_conn_id="hf_test", wandb_project_name="weekly")
+    result = op.execute(make_context(ti))
+    everything = json.dumps([result, ti.xcoms, {f: str(getattr(op, f)) for f in op.template_fields}])
+    for secret in (wandb_key, hf_token):
+        assert secret not in everything
+        assert secret not in caplog.text
+    assert result["status"] == "completed"
