@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 import time
+import warnings
 import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -104,6 +106,7 @@ async def session(
     loop = asyncio.get_running_loop()
     state = _LOOPS.get(loop)
     if state is None:
+        _forget_closed_loops()
         state = _LOOPS[loop] = _LoopState()
     current = state.sessions.get(conn_id)
     if current is not None and time.monotonic() < current.expires:
@@ -127,9 +130,9 @@ async def session(
         if current is not None and current.settings == settings:
             current.expires = now + ttl
             return current
-        fresh = AsyncSession(
-            settings, new_async_client(settings), asyncio.Semaphore(settings.max_in_flight), now + ttl
-        )
+        # Built in a thread: the first TLS context costs ~25 ms of CPU, too long to hold the triggerer's loop.
+        client = await asyncio.to_thread(new_async_client, settings)
+        fresh = AsyncSession(settings, client, asyncio.Semaphore(settings.max_in_flight), now + ttl)
         state.sessions[conn_id] = fresh
         if current is not None:
             # The connection changed: later calls use the new client; the old one closes in the background.
@@ -137,6 +140,24 @@ async def session(
             state.closing.add(task)
             task.add_done_callback(state.closing.discard)
         return fresh
+
+
+def _forget_closed_loops() -> None:
+    """
+    Drop the sessions of loops that were closed without :func:`aclose_sessions` (``asyncio.run`` callers).
+
+    Their clients can no longer be closed (that needs their loop), and they keep the loop alive through
+    their sockets; collect them now, quietly, instead of letting "unclosed transport" warnings fire at some
+    random later moment. Runs only when a new loop appears, which a triggerer never does.
+    """
+    dead = [loop for loop in list(_LOOPS) if loop.is_closed()]
+    if not dead:
+        return
+    for loop in dead:
+        _LOOPS.pop(loop, None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 async def aclose_sessions() -> None:

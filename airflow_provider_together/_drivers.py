@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# 1 MiB reads and writes: small chunks cost Python overhead per call and cap throughput well below curl's.
+# 1 MiB upload reads: small chunks cost Python overhead per call and cap throughput well below curl's.
 CHUNK = MIB
 
 
@@ -69,7 +69,8 @@ def _send(client: httpx.Client, spec: Spec, settings: TogetherSettings) -> httpx
     try:
         if spec.sink is not None and response.status_code in (200, 206):
             with open_sink(spec, response.status_code) as sink:
-                for chunk in response.iter_bytes(CHUNK):
+                # No chunk_size: bytes hit the disk as they arrive, so a dropped stream keeps them for Range.
+                for chunk in response.iter_bytes():
                     sink.write(chunk)
         else:
             response.read()
@@ -141,7 +142,8 @@ async def _asend(client: httpx.AsyncClient, spec: Spec, settings: TogetherSettin
     try:
         if spec.sink is not None and response.status_code in (200, 206):
             with open_sink(spec, response.status_code) as sink:
-                async for chunk in response.aiter_bytes(CHUNK):
+                # No chunk_size: bytes hit the disk as they arrive, so a dropped stream keeps them for Range.
+                async for chunk in response.aiter_bytes():
                     sink.write(chunk)
         else:
             await response.aread()

@@ -111,7 +111,9 @@ class JobSearch:
         return found[-1] if found else None
 
 
-def _epoch(value: str | None) -> float | None:
+def _epoch(value: str | float | None) -> float | None:
+    if isinstance(value, (int, float)):
+        return float(value)
     if not value:
         return None
     try:

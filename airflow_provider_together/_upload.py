@@ -217,11 +217,16 @@ def _put_part(ctx: Context, local: LocalFile, part_size: int, part: Any) -> Flow
 
 
 def _abort(ctx: Context, upload_id: str, file_id: str) -> Flow[None]:
-    """Best effort: the original failure is what the caller must see, so an abort failure is only logged."""
+    """
+    Best effort: the original failure is what the caller must see, so an abort failure is only logged.
+
+    Any exception is caught here (not only API errors) because this runs while another one is propagating;
+    letting a second failure replace the first would hide why the upload failed.
+    """
     spec = Spec("POST", "/files/multipart/abort", json={"upload_id": upload_id, "file_id": file_id})
     try:
         yield from request(ctx, spec)
-    except TogetherError as exc:
+    except Exception as exc:
         log.warning("Could not abort multipart upload %s: %s", upload_id, exc)
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.exceptions import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException
 
 __all__ = [
     "TogetherAPIError",
@@ -66,7 +66,9 @@ class TogetherConfigError(TogetherError):
     :param problems: one ``(field_path, message)`` pair per problem found, all reported together.
     """
 
-    def __init__(self, problems: list[tuple[str, str]], *, heading: str = "Invalid fine-tuning config") -> None:
+    def __init__(
+        self, problems: list[tuple[str, str]], *, heading: str = "Invalid fine-tuning config"
+    ) -> None:
         self.problems = list(problems)
         lines = [f"{heading}: {len(self.problems)} problem(s)"]
         lines += [f"  - {field}: {msg}" if field else f"  - {msg}" for field, msg in self.problems]
@@ -122,7 +124,7 @@ class TogetherAPIError(TogetherError):
         code: str | None = None,
         body: Any = None,
     ) -> None:
-        self.status_code = status_code
+        self.status_code = status_code  # type: ignore[assignment]  # an int, not only the HTTPStatus members
         self.param = param
         self.code = code
         self.body = body
@@ -166,8 +168,10 @@ class TogetherAmbiguousSubmitError(TogetherError):
     :param status_code: the 5xx status, or ``None`` for a read timeout / dropped connection.
     """
 
-    def __init__(self, message: str, *, status_code: int | None = None, request_id: str | None = None) -> None:
-        self.status_code = status_code
+    def __init__(
+        self, message: str, *, status_code: int | None = None, request_id: str | None = None
+    ) -> None:
+        self.status_code = status_code  # type: ignore[assignment]  # None: no HTTP answer at all
         super().__init__(message, request_id=request_id)
 
 
@@ -180,7 +184,12 @@ class TogetherJobError(TogetherError):
     """
 
     def __init__(
-        self, message: str, *, job_id: str | None = None, status: str | None = None, request_id: str | None = None
+        self,
+        message: str,
+        *,
+        job_id: str | None = None,
+        status: str | None = None,
+        request_id: str | None = None,
     ) -> None:
         self.job_id = job_id
         self.status = status

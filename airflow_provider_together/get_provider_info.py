@@ -4,11 +4,13 @@
 # hook (declarative ``conn-fields`` / ``ui-field-behaviour``, preferred since Airflow 3.2).
 # No ``from __future__ import annotations`` here, as in the official providers' generated files.
 
+from typing import Any
+
 PACKAGE = "airflow_provider_together"
 INTEGRATION = "Together AI"
 
 
-def get_provider_info():
+def get_provider_info() -> dict[str, Any]:
     """Return the provider's metadata: connection type, form fields and module lists."""
     return {
         "package-name": "airflow-provider-together",

@@ -11,8 +11,9 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow.providers.common.compat.sdk import BaseOperator, conf
+from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_provider_together._config import default_deferrable
 from airflow_provider_together._job_operators import (
     TogetherCancelFineTuneOperator,
     TogetherDownloadCheckpointOperator,
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_together._payload import FineTuneEventPayload, FineTuneResult
+    from airflow_provider_together._payload import FineTuneResult
     from airflow_provider_together.hooks import TogetherHook
     from airflow_provider_together.models import FineTuneConfig, FineTuneJob
 
@@ -184,7 +185,7 @@ class TogetherFineTuneOperator(BaseOperator):
         together_conn_id: str = "together_default",
         wandb_conn_id: str | None = None,
         hf_conn_id: str | None = None,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
+        deferrable: bool = default_deferrable(),
         wait_for_completion: bool = True,
         poll_interval: float = 60.0,
         timeout: float | timedelta | None = None,
@@ -268,8 +269,10 @@ class TogetherFineTuneOperator(BaseOperator):
 
     def execute(self, context: Context) -> FineTuneResult:
         """Validate, prepare inputs, reattach or submit, then wait according to the operator's mode."""
+        from airflow_provider_together._payload import result_from_job
         from airflow_provider_together._prepare import prepare_and_submit
         from airflow_provider_together._progress import terminal_payload
+        from airflow_provider_together._sync_wait import job_result, wait_in_worker
         from airflow_provider_together.models import Outcome, classify
 
         job = prepare_and_submit(self, context)
@@ -282,25 +285,17 @@ class TogetherFineTuneOperator(BaseOperator):
         outcome = classify(job)
         if outcome is not Outcome.RUNNING:
             # A reattached job that already ended: nothing to wait for.
-            return self.execute_complete(
-                context, dict(terminal_payload(job, outcome, job.events, self._result(job)))
-            )
+            payload = terminal_payload(job, outcome, job.events, job_result(self.hook, job))
+            return self.execute_complete(context, dict(payload))
         if not self.wait_for_completion:
-            from airflow_provider_together._payload import result_from_job
-
             self.log.info("wait_for_completion=False: returning while job %s is %s", job.id, job.status_raw)
             return result_from_job(job, None)
         if self.deferrable:
             self._defer(job)
-        return self.execute_complete(context, dict(self._wait_sync(job)))
-
-    def _result(self, job: FineTuneJob) -> FineTuneResult | None:
-        from airflow_provider_together._payload import result_from_job
-        from airflow_provider_together.models import Outcome, classify
-
-        if classify(job) is not Outcome.SUCCEEDED:
-            return None
-        return result_from_job(job, len(self.hook.list_fine_tune_checkpoints(job.id)))
+        payload = wait_in_worker(
+            self.hook, job, poll_interval=float(self.poll_interval), timeout=self.timeout, log=self.log
+        )
+        return self.execute_complete(context, dict(payload))
 
     def _defer(self, job: FineTuneJob) -> NoReturn:
         import time
@@ -324,43 +319,6 @@ class TogetherFineTuneOperator(BaseOperator):
             method_name="execute_complete",
             timeout=defer_timeout,
         )
-
-    def _wait_sync(self, job: FineTuneJob) -> FineTuneEventPayload:
-        import time
-
-        from airflow_provider_together._progress import (
-            format_event,
-            format_progress,
-            new_events,
-            terminal_payload,
-            timeout_payload,
-        )
-        from airflow_provider_together.models import Outcome, classify
-
-        started = time.monotonic()
-        cursor = None
-        last_progress = ""
-        while True:
-            job = self.hook.get_fine_tune(job.id)
-            events = (
-                job.events if "events" in job.model_fields_set else self.hook.list_fine_tune_events(job.id)
-            )
-            fresh, cursor = new_events(events, cursor)
-            for event in fresh:
-                self.log.info("%s", format_event(event))
-            outcome = classify(job)
-            if outcome is not Outcome.RUNNING:
-                return terminal_payload(job, outcome, events, self._result(job))
-            progress = format_progress(job)
-            if progress != last_progress:
-                self.log.info("%s", progress)
-                last_progress = progress
-            waited = time.monotonic() - started
-            if self.timeout is not None and waited >= self.timeout:
-                return timeout_payload(job.id, job.status_raw or job.status.value, waited)
-            time.sleep(
-                self.poll_interval if self.timeout is None else min(self.poll_interval, self.timeout - waited)
-            )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> FineTuneResult:
         """

@@ -23,9 +23,9 @@ from airflow.providers.common.compat.sdk import (
     AirflowSkipException,
     BaseSensorOperator,
     PokeReturnValue,
-    conf,
 )
 
+from airflow_provider_together._config import default_deferrable
 from airflow_provider_together.links import JOB_URL_XCOM_KEY, TogetherFineTuneJobLink, job_url
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ class TogetherFineTuneSensor(BaseSensorOperator):
         *,
         job_id: str,
         together_conn_id: str = "together_default",
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
+        deferrable: bool = default_deferrable(),
         start_from_trigger: bool = False,
         poke_interval: float = 60.0,
         cancel_on_kill: bool = False,
@@ -123,8 +123,8 @@ class TogetherFineTuneSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue:
         """Return done with the summary when the job completed; raise when it failed or was cancelled."""
-        from airflow_provider_together._payload import result_from_job
         from airflow_provider_together._progress import format_progress, terminal_payload
+        from airflow_provider_together._sync_wait import job_result
         from airflow_provider_together.models import Outcome, classify
 
         context["ti"].xcom_push(key=JOB_URL_XCOM_KEY, value=job_url(self.job_id))
@@ -133,9 +133,7 @@ class TogetherFineTuneSensor(BaseSensorOperator):
         if outcome is Outcome.RUNNING:
             self.log.info("%s", format_progress(job))
             return PokeReturnValue(is_done=False)
-        result = None
-        if outcome is Outcome.SUCCEEDED:
-            result = result_from_job(job, len(self.hook.list_fine_tune_checkpoints(job.id)))
+        result = job_result(self.hook, job)
         events = job.events if "events" in job.model_fields_set else self.hook.list_fine_tune_events(job.id)
         return PokeReturnValue(
             is_done=True, xcom_value=self._finish(dict(terminal_payload(job, outcome, events, result)))

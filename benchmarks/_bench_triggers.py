@@ -69,7 +69,9 @@ class NaiveHook(TimedHook):
         base, key = self._settings
         NAIVE_REQUESTS[0] += 1
         async with httpx.AsyncClient(
-            base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=httpx.Timeout(60.0, connect=10.0)
+            base_url=base,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=httpx.Timeout(60.0, connect=10.0),
         ) as client:
             response = await client.get(path)
             response.raise_for_status()

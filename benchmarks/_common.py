@@ -4,8 +4,16 @@ Shared plumbing for the benchmark scripts: result files, measured subprocesses, 
 Every benchmark writes one JSON result (``--json PATH``) with the same shape, which ``run_all.py`` turns
 into a section of ``RESULTS.md``::
 
-    {"name": ..., "title": ..., "smoke": bool, "columns": [...], "rows": [[...], ...],
-     "targets": [{"target": ..., "value": ..., "met": bool | None}], "notes": [...], "data": {...}}
+    {
+        "name": ...,
+        "title": ...,
+        "smoke": bool,
+        "columns": [...],
+        "rows": [[...], ...],
+        "targets": [{"target": ..., "value": ..., "met": bool | None}],
+        "notes": [...],
+        "data": {...},
+    }
 
 ``rows`` hold display strings (the table is the product); ``data`` keeps the raw figures for anyone who
 wants to recompute a ratio. Nothing here imports Airflow or the provider: the scripts that do are the ones
@@ -177,7 +185,11 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         pass
     curl = shutil.which("curl")
-    curl_version = subprocess.run([curl, "--version"], capture_output=True, text=True).stdout.split("\n")[0] if curl else "absent"
+    curl_version = (
+        subprocess.run([curl, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+        if curl
+        else "absent"
+    )
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     return {
         "cpu": cpu,

@@ -42,7 +42,10 @@ _EVENTS = [
         [
             ("job_pending", "Fine tune request created"),
             ("job_start", "Job started at Thu Nov 26 10:01:00 UTC 2026"),
-            ("model_downloading", "Downloading model data for meta-llama/Meta-Llama-3.1-8B-Instruct-Reference"),
+            (
+                "model_downloading",
+                "Downloading model data for meta-llama/Meta-Llama-3.1-8B-Instruct-Reference",
+            ),
             ("model_download_complete", "Model data downloaded"),
             ("training_data_downloading", "Downloading training data"),
             ("training_data_download_complete", "Training data downloaded"),

@@ -101,7 +101,11 @@ def main() -> None:
     t0 = time.perf_counter()
     import airflow.sdk  # noqa: F401  - the baseline every contender is measured on top of
 
-    base = {"baseline": "airflow.sdk", "baseline_s": time.perf_counter() - t0, "baseline_rss_kb": _status_kb("VmRSS")}
+    base = {
+        "baseline": "airflow.sdk",
+        "baseline_s": time.perf_counter() - t0,
+        "baseline_rss_kb": _status_kb("VmRSS"),
+    }
     if args.single:
         print(json.dumps({**measure(args.single), **base}), flush=True)
         return

@@ -36,6 +36,20 @@ def _status_kb(field: str) -> int:
     raise KeyError(field)
 
 
+def _reset_peak() -> None:
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+
+
+def _job_ids(args: argparse.Namespace) -> list[str]:
+    if args.ids_file:
+        return list(json.loads(Path(args.ids_file).read_text()))[: args.n]
+    return [f"{args.id_prefix}{i:05d}" for i in range(args.n)]
+
+
 def _cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -59,22 +73,19 @@ async def _run_trigger(trigger: object, events: list[dict], errors: list[str]) -
 async def _main(args: argparse.Namespace) -> dict:
     import _bench_triggers as bt
 
-    ids = [f"{args.id_prefix}{i:05d}" for i in range(args.n)]
-    if args.ids_file:
-        ids = json.loads(Path(args.ids_file).read_text())[: args.n]
+    ids = _job_ids(args)
     gc.collect()
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")  # VmHWM := VmRSS, so the peak below is this run's
-    except OSError:
-        pass
+    _reset_peak()  # VmHWM := VmRSS, so the peak read below is this run's
     rss0 = _status_kb("VmRSS")
 
     cls = bt.VARIANTS[args.variant]
     triggers = []
     for job_id in ids:
         classpath, kwargs = cls(
-            job_id=job_id, poll_interval=args.interval, first_poll_jitter=args.jitter, max_consecutive_failures=1
+            job_id=job_id,
+            poll_interval=args.interval,
+            first_poll_jitter=args.jitter,
+            max_consecutive_failures=1,
         ).serialize()
         module, _, name = classpath.rpartition(".")
         triggers.append(getattr(importlib.import_module(module), name)(**kwargs))
@@ -100,7 +111,9 @@ async def _main(args: argparse.Namespace) -> dict:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 break
         if time.perf_counter() - t0 > args.deadline:
-            errors.append(f"deadline of {args.deadline} s passed with {len(tasks) - done} triggers still running")
+            errors.append(
+                f"deadline of {args.deadline} s passed with {len(tasks) - done} triggers still running"
+            )
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -121,7 +134,7 @@ async def _main(args: argparse.Namespace) -> dict:
         # previous answer, which is when the trigger goes to sleep.
         if args.jitter == 0:
             lateness.append(polls[0].end - t0)
-        for prev, cur in zip(polls, polls[1:]):
+        for prev, cur in zip(polls, polls[1:], strict=False):
             due = prev.end + args.interval
             lateness.append(cur.end - due)
             wake_lag.append(cur.start - due)
@@ -160,14 +173,22 @@ def main() -> None:
     parser.add_argument("--ids-file", help="JSON list of job ids that exist at the server")
     parser.add_argument("--stop-after-polls", type=int, default=0)
     parser.add_argument("--deadline", type=float, default=300.0)
+    parser.add_argument("--profile", help="write a cProfile of the run here (to find where client CPU goes)")
     args = parser.parse_args()
     # The triggerer logs each trigger's lines; keep that cost but send it nowhere visible.
-    logging.basicConfig(level=logging.INFO, stream=open("/dev/null", "w"))  # noqa: SIM115
+    logging.basicConfig(level=logging.INFO, handlers=[logging.NullHandler()])
     # Import everything the triggers need before the baseline is taken (the triggerer has it loaded too).
     import _bench_triggers  # noqa: F401
     import greenback  # noqa: F401
 
-    result = asyncio.run(_main(args))
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        result = profiler.runcall(asyncio.run, _main(args))
+        profiler.dump_stats(args.profile)
+    else:
+        result = asyncio.run(_main(args))
     print(json.dumps(result), flush=True)
 
 

@@ -43,7 +43,9 @@ def _sha256_seconds(path: Path) -> float:
     return time.perf_counter() - t0
 
 
-def upload_ours(path: Path, base_url: str, api_key: str, threshold: int | None, part_size: int | None) -> dict:
+def upload_ours(
+    path: Path, base_url: str, api_key: str, threshold: int | None, part_size: int | None
+) -> dict:
     os.environ["AIRFLOW_CONN_TOGETHER_DEFAULT"] = json.dumps(
         {"conn_type": "together", "password": api_key, "host": base_url, "extra": {"request_timeout": 600}}
     )

@@ -15,7 +15,7 @@ Contenders, each run in a fresh subprocess (so peak RSS is that process's own, f
 
 The time compared is the check itself (``perf_counter`` around the call in the child); interpreter
 start-up and imports are shown separately, since importing the ``together`` package alone costs 0.35-0.5 s.
-Rounds are interleaved and the median is reported, because the machine may be shared.
+Rounds are interleaved and the best round is reported, because the machine may be shared.
 
 Usage: ``python benchmarks/bench_checker.py [--size-mb 200] [--large-mb 1024] [--repeats 3] [--small]
 [--out benchmarks/results]``. It writes ``checker.md`` and ``checker.json`` into ``--out``.
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -48,13 +47,13 @@ def _worker(name: str, path: str) -> None:
         from airflow_provider_together.datasets._jsonl import JsonlChecker
         from airflow_provider_together.datasets._report import CheckReport
 
-        imported = time.perf_counter()
+        imported, cpu0 = time.perf_counter(), time.process_time()
         if name == "ours":
             report = check_file(path)
         else:
             report = CheckReport(path=path, purpose="fine-tune")
             JsonlChecker(report, 100, fast=False).run(path)
-        done = time.perf_counter()
+        done, cpu1 = time.perf_counter(), time.process_time()
         result = {
             "ok": report.ok,
             "samples": report.num_samples,
@@ -65,25 +64,25 @@ def _worker(name: str, path: str) -> None:
             from together.lib.utils.files import check_file as sdk_check
         else:
             from together.utils.files import check_file as sdk_check
-        imported = time.perf_counter()
+        imported, cpu0 = time.perf_counter(), time.process_time()
         sdk_report = sdk_check(path)
-        done = time.perf_counter()
+        done, cpu1 = time.perf_counter(), time.process_time()
         result = {"ok": sdk_report["is_check_passed"], "samples": sdk_report.get("num_samples"), "errors": []}
         if not sdk_report["is_check_passed"]:
             result["errors"] = [sdk_report.get("message")]
     elif name == "json":
-        imported = time.perf_counter()
+        imported, cpu0 = time.perf_counter(), time.process_time()
         samples = 0
         with open(path, encoding="utf-8") as stream:
             for line in stream:
                 if line.strip():
                     json.loads(line)
                     samples += 1
-        done = time.perf_counter()
+        done, cpu1 = time.perf_counter(), time.process_time()
         result = {"ok": True, "samples": samples, "errors": []}
     else:
         raise SystemExit(f"unknown contender {name}")
-    result.update(import_s=imported - t0, check_s=done - imported)
+    result.update(import_s=imported - t0, check_s=done - imported, check_cpu_s=cpu1 - cpu0)
     print(json.dumps(result))
 
 
@@ -119,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--large-mb", type=float, default=1024.0, help="size of the memory-flatness file; 0 skips"
     )
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds; the median is reported")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds; the best is reported")
     parser.add_argument(
         "--small", "--smoke", action="store_true", help="a 2 MiB file, one round, no large file"
     )
@@ -144,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         names.remove("v1")
         notes.append(f"v1 SDK skipped: no venv at {V1_PY.relative_to(ROOT)} (see the module docstring).")
 
+    info = machine_info()
     path = conversation_file(size_mb)
     file_size = path.stat().st_size
     runs: dict[str, list[dict]] = {name: [] for name in names}
@@ -155,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     def med(name: str, key: str) -> float:
-        return statistics.median(float(run[key]) for run in runs[name])
+        # Best of the rounds: on a shared machine the other rounds measure the neighbours' load, not the code.
+        return min(float(run[key]) for run in runs[name])
 
     large: dict | None = None
     if large_mb > 0:
@@ -171,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             [
                 CONTENDERS[name],
                 f"{check_s:.3f} s",
+                f"{med(name, 'check_cpu_s'):.3f} s",
                 f"{file_size / check_s / 1e6:.0f} MB/s",
                 f"{check_s / ours_s:.2f}x" if name != "ours" else "1.00x",
                 f"{med(name, 'import_s'):.3f} s",
@@ -182,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     columns = [
         "contender",
-        "check time (median)",
+        "check time (best)",
+        "check CPU",
         "throughput",
         "time / ours",
         "import",
@@ -193,16 +196,18 @@ def main(argv: list[str] | None = None) -> int:
     ]
     ours_rss = max(run["maxrss_kb"] for run in runs["ours"]) / 1024
     targets = []
-    if "v3" in runs:
-        ratio = med("v3", "check_s") / ours_s
-        targets.append(
-            {"target": "ours >= 1.5x as fast as v3 check_file", "value": f"{ratio:.2f}x", "met": ratio >= 1.5}
-        )
-    if "v1" in runs:
-        ratio = med("v1", "check_s") / ours_s
-        targets.append(
-            {"target": "ours >= 3x as fast as v1 check_file", "value": f"{ratio:.2f}x", "met": ratio >= 3}
-        )
+    ours_cpu = med("ours", "check_cpu_s")
+    for name, wanted in (("v3", 1.5), ("v1", 3.0)):
+        if name in runs:
+            ratio = med(name, "check_s") / ours_s
+            cpu_ratio = med(name, "check_cpu_s") / ours_cpu
+            targets.append(
+                {
+                    "target": f"ours >= {wanted:g}x as fast as the {name} SDK's check_file",
+                    "value": f"{ratio:.2f}x (CPU time: {cpu_ratio:.2f}x)",
+                    "met": ratio >= wanted,
+                }
+            )
     targets.append(
         {"target": "ours peak RSS <= 100 MB", "value": f"{ours_rss:.1f} MB", "met": ours_rss <= 100}
     )
@@ -216,14 +221,18 @@ def main(argv: list[str] | None = None) -> int:
                 "met": growth <= 0.10,
             }
         )
+    if args.small:
+        # A 2 MiB file measures start-up noise, not the checker: the targets are judged on the full run only.
+        for target in targets:
+            target["met"] = None
+        notes.append("Smoke run (--small): the figures check the harness; targets are not judged.")
     notes.append(
         f"File: {path.name}, {file_size / 1e6:.1f} MB, {runs['ours'][0]['samples']} conversational samples; "
-        f"{repeats} interleaved round(s), medians. 'time / ours' > 1 means slower than ours."
+        f"{repeats} interleaved round(s), best of each. 'time / ours' > 1 means slower than ours."
     )
     notes.append(
         "Times exclude interpreter start-up and imports (shown as 'import'); 'process wall' includes both."
     )
-    info = machine_info()
     notes.append(f"Machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, {info['date']}.")
     result = {
         "name": "checker",
@@ -239,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     table = render_table(columns, rows)
     lines = [f"# {result['title']}", "", table, ""]
-    lines += [f"- {t['target']}: **{t['value']}** ({'met' if t['met'] else 'NOT met'})" for t in targets]
+    verdicts = {True: "met", False: "NOT met", None: "not judged"}
+    lines += [f"- {t['target']}: **{t['value']}** ({verdicts[t['met']]})" for t in targets]
     lines += [""] + [f"- {note}" for note in notes]
     (out / "checker.md").write_text("\n".join(lines) + "\n")
     text = json.dumps(result, indent=2, default=str) + "\n"

@@ -180,7 +180,9 @@ def main(argv: list[str] | None = None) -> dict:
                 if lightest
                 else "no competitor installed"
             ),
-            "met": (bool(lightest["wall_s"] / ours_worst >= TARGET_RATIO) if ours_ok else False) if lightest else None,
+            "met": (bool(lightest["wall_s"] / ours_worst >= TARGET_RATIO) if ours_ok else False)
+            if lightest
+            else None,
         },
         {
             "target": "peak memory: lighter than the lightest competitor (info)",

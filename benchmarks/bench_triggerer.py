@@ -25,7 +25,6 @@ import sys
 import time
 import urllib.request
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from _common import (
@@ -137,7 +136,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     add_common_args(parser)
     parser.add_argument("--n", type=int, default=None, help="triggers (default 1000, smoke 20)")
     parser.add_argument("--rounds", type=int, default=None, help="polls per trigger (default 3, smoke 2)")
-    parser.add_argument("--interval", type=float, default=None, help="poll interval, s (default 6, smoke 0.3)")
+    parser.add_argument(
+        "--interval", type=float, default=None, help="poll interval, s (default 6, smoke 0.3)"
+    )
     parser.add_argument("--deadline", type=float, default=240.0, help="per client run, s")
     parser.add_argument("--servers", default="fixed,emulator")
     parser.add_argument("--variants", default="ours,naive")
@@ -276,7 +277,9 @@ def build_result(args: argparse.Namespace, runs: list[dict[str, Any]], python: s
         "data": {
             "runs": runs,
             "args": {k: v for k, v in vars(args).items() if k not in ("json",)},
-            "versions": package_versions(python, ["httpx", "httpcore", "apache-airflow", "airflow-provider-together"]),
+            "versions": package_versions(
+                python, ["httpx", "httpcore", "apache-airflow", "airflow-provider-together"]
+            ),
             "timestamp": time.time(),
         },
     }

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -85,7 +83,9 @@ def run_curl(emu: Any, path: Path) -> dict[str, Any]:
     import httpx
 
     form = {"purpose": "fine-tune", "file_name": path.name, "file_type": "jsonl", "checksum": sha256_of(path)}
-    with httpx.Client(base_url=emu.base_url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60) as client:
+    with httpx.Client(
+        base_url=emu.base_url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60
+    ) as client:
         start = client.post("/files", files={k: (None, v) for k, v in form.items()}, follow_redirects=False)
         if start.status_code != 302:
             raise RuntimeError(f"POST /files answered {start.status_code}: {start.text[:500]}")
@@ -135,7 +135,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     add_common_args(parser)
     parser.add_argument("--size-mib", type=int, default=None, help="file size (default 2048, smoke 20)")
     parser.add_argument("--reps", type=int, default=None, help="runs per contender (default 2, smoke 1)")
-    parser.add_argument("--part-mib", type=int, default=None, help="multipart part size (default 256, smoke 6)")
+    parser.add_argument(
+        "--part-mib", type=int, default=None, help="multipart part size (default 256, smoke 6)"
+    )
     args = parser.parse_args(argv)
     size_mib = args.size_mib or (20 if args.smoke else 2048)
     reps = args.reps or (1 if args.smoke else 2)
@@ -162,14 +164,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     with WireWatcher(emu.port, min_bytes=64 * 1024) as wire:
                         samples[contender].append(
                             run_worker(
-                                python, "ours", emu, path, multipart_threshold=part_mib * MIB // 2, part_size=part_mib * MIB
+                                python,
+                                "ours",
+                                emu,
+                                path,
+                                multipart_threshold=part_mib * MIB // 2,
+                                part_size=part_mib * MIB,
                             )
                         )
                     routes = admin(emu, "GET", "/requests")["routes"]
                     parts = sum(v for k, v in routes.items() if k.startswith("PUT") and "parts" in k)
-                    overlap = {"parts": parts, "max_concurrent": wire.max_busy, "connections": len(wire.sockets)}
+                    overlap = {
+                        "parts": parts,
+                        "max_concurrent": wire.max_busy,
+                        "connections": len(wire.sockets),
+                    }
                 else:
-                    samples[contender].append(run_worker(python, contender, emu, path, hash_seconds=contender == "ours"))
+                    samples[contender].append(
+                        run_worker(python, contender, emu, path, hash_seconds=contender == "ours")
+                    )
 
     best = {c: min(s, key=lambda x: x["seconds"]) for c, s in samples.items() if s}
     mbps = {c: size / MIB / b["seconds"] for c, b in best.items()}

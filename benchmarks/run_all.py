@@ -29,27 +29,43 @@ from _common import (
     work_dir,
 )
 
-#: (name, script, extra args). Order: cheapest first, so a broken environment shows up early.
-BENCHES: list[tuple[str, str, list[str]]] = [
-    ("import", "bench_import.py", []),
-    ("checker", "bench_checker.py", []),
-    ("triggerer", "bench_triggerer.py", []),
-    ("upload", "bench_upload.py", []),
+#: (name, script, takes --work). Order: cheapest first, so a broken environment shows up early.
+#: bench_checker.py is engineer C's (issue #4); it follows the same --json / --smoke convention.
+BENCHES: list[tuple[str, str, bool]] = [
+    ("import", "bench_import.py", True),
+    ("checker", "bench_checker.py", False),
+    ("triggerer", "bench_triggerer.py", True),
+    ("upload", "bench_upload.py", True),
 ]
-VERSIONED = ["apache-airflow", "airflow-provider-together", "httpx", "httpcore", "pydantic", "together", "uvicorn"]
+VERSIONED = [
+    "apache-airflow",
+    "airflow-provider-together",
+    "httpx",
+    "httpcore",
+    "pydantic",
+    "together",
+    "uvicorn",
+]
 
 
-def run_bench(name: str, script: str, extra: list[str], args: argparse.Namespace, results: Path) -> dict[str, Any]:
+def run_bench(
+    name: str, script: str, takes_work: bool, args: argparse.Namespace, results: Path
+) -> dict[str, Any]:
     out = results / f"{name}.json"
     out.unlink(missing_ok=True)
-    cmd = [sys.executable, str(BENCH_DIR / script), "--json", str(out), *extra]
+    cmd = [sys.executable, str(BENCH_DIR / script), "--json", str(out)]
     if args.smoke:
         cmd.append("--smoke")
-    if args.work:
+    if takes_work and args.work:
         cmd += ["--work", args.work]
+    if name == "checker":
+        # Its own markdown/JSON copies go to the work folder, not into the source tree.
+        cmd += ["--out", str(results / "checker")]
     print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, env=airflow_env(), cwd=ROOT, capture_output=True, text=True, timeout=args.timeout)
+    done = subprocess.run(
+        cmd, env=airflow_env(), cwd=ROOT, capture_output=True, text=True, timeout=args.timeout
+    )
     seconds = time.perf_counter() - t0
     print(done.stdout[-6000:], flush=True)
     if done.returncode != 0 or not out.exists():
@@ -66,7 +82,9 @@ def run_bench(name: str, script: str, extra: list[str], args: argparse.Namespace
     return result
 
 
-def render(results: list[dict[str, Any]], machine: dict[str, Any], versions: dict[str, str], total: float) -> str:
+def render(
+    results: list[dict[str, Any]], machine: dict[str, Any], versions: dict[str, str], total: float
+) -> str:
     lines = [
         "# Benchmark results",
         "",
@@ -104,7 +122,9 @@ def render(results: list[dict[str, Any]], machine: dict[str, Any], versions: dic
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes; write to the work folder")
-    parser.add_argument("--out", help="markdown file to write (default benchmarks/RESULTS.md; smoke: work folder)")
+    parser.add_argument(
+        "--out", help="markdown file to write (default benchmarks/RESULTS.md; smoke: work folder)"
+    )
     parser.add_argument("--work", help="scratch folder (default benchmarks/.work)")
     parser.add_argument("--only", help="comma-separated subset of: " + ", ".join(n for n, _, _ in BENCHES))
     parser.add_argument("--timeout", type=float, default=900.0, help="per benchmark, s")
@@ -112,15 +132,19 @@ def main(argv: list[str] | None = None) -> int:
     work = work_dir(args.work)
     results_dir = work / ("results-smoke" if args.smoke else "results")
     results_dir.mkdir(parents=True, exist_ok=True)
-    out = Path(args.out) if args.out else (work / "RESULTS-smoke.md" if args.smoke else BENCH_DIR / "RESULTS.md")
+    out = (
+        Path(args.out)
+        if args.out
+        else (work / "RESULTS-smoke.md" if args.smoke else BENCH_DIR / "RESULTS.md")
+    )
     chosen = set(args.only.split(",")) if args.only else None
 
     machine = machine_info()
     versions = package_versions(python_for_project(), VERSIONED)
     t0 = time.perf_counter()
     results = [
-        run_bench(name, script, extra, args, results_dir)
-        for name, script, extra in BENCHES
+        run_bench(name, script, takes_work, args, results_dir)
+        for name, script, takes_work in BENCHES
         if chosen is None or name in chosen
     ]
     total = time.perf_counter() - t0

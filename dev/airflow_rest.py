@@ -74,7 +74,9 @@ class AirflowREST:
 
     # --- DAG runs ---------------------------------------------------------------------------------------------
 
-    def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None, *, run_id: str | None = None) -> str:
+    def trigger(
+        self, dag_id: str, conf: Mapping[str, Any] | None = None, *, run_id: str | None = None
+    ) -> str:
         """Create a manual DAG run (unpausing the DAG first) and return its run id."""
         self.unpause(dag_id)
         body: dict[str, Any] = {"logical_date": None, "conf": dict(conf or {})}
@@ -92,7 +94,12 @@ class AirflowREST:
         """Wait (bounded) until the run reaches one of ``states``; return the state."""
         wanted = set(states)
         return str(
-            self._wait(lambda: self.dag_run(dag_id, run_id)["state"], lambda s: s in wanted, timeout, f"{dag_id}/{run_id}")
+            self._wait(
+                lambda: self.dag_run(dag_id, run_id)["state"],
+                lambda s: s in wanted,
+                timeout,
+                f"{dag_id}/{run_id}",
+            )
         )
 
     # --- task instances ---------------------------------------------------------------------------------------
@@ -103,7 +110,9 @@ class AirflowREST:
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         """Return every task instance of a run (mapped ones included)."""
-        body = self.request("GET", f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances", params={"limit": 1000})
+        body = self.request(
+            "GET", f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances", params={"limit": 1000}
+        )
         return list(body["task_instances"])
 
     def task_instance(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, Any]:
@@ -135,7 +144,9 @@ class AirflowREST:
 
     def set_ti_state(self, dag_id: str, run_id: str, task_id: str, state: str, map_index: int = -1) -> Any:
         """Mark a task instance ``failed`` / ``success`` as a user would in the UI (runs trigger ``on_kill``)."""
-        return self.request("PATCH", self._ti_path(dag_id, run_id, task_id, map_index), json={"new_state": state})
+        return self.request(
+            "PATCH", self._ti_path(dag_id, run_id, task_id, map_index), json={"new_state": state}
+        )
 
     def clear(self, dag_id: str, run_id: str, task_ids: list[str]) -> Any:
         """Clear task instances of one run (a new try is scheduled; a deferred one's trigger is killed)."""
@@ -144,8 +155,10 @@ class AirflowREST:
 
     # --- logs, XCom, links --------------------------------------------------------------------------------------
 
-    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1) -> str:
-        """Return the full log of one try as text, one line per record (events, and any structured fields)."""
+    def task_log_records(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1
+    ) -> list[dict[str, Any]]:
+        """Return the structured records of one try's full log (worker and trigger parts, merged)."""
         path = f"{self._ti_path(dag_id, run_id, task_id)}/logs/{try_number}"
         body = self.request(
             "GET",
@@ -153,13 +166,23 @@ class AirflowREST:
             params={"full_content": "true", "map_index": map_index},
             headers={"Accept": "application/json"},
         )
+        return [item if isinstance(item, dict) else {"event": item} for item in body.get("content", [])]
+
+    def task_log_events(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1
+    ) -> list[str]:
+        """Return the message of every record of one try's log, in order."""
+        records = self.task_log_records(dag_id, run_id, task_id, try_number, map_index)
+        return [str(record.get("event", "")) for record in records]
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1) -> str:
+        """Return one try's full log as text: each record's message and its structured fields."""
         lines = []
-        for item in body.get("content", []):
-            if isinstance(item, str):
-                lines.append(item)
-                continue
-            extra = {k: v for k, v in item.items() if k not in ("event", "timestamp")}
-            lines.append(f"{item.get('event', '')} {json.dumps(extra, default=str) if extra else ''}".rstrip())
+        for record in self.task_log_records(dag_id, run_id, task_id, try_number, map_index):
+            extra = {k: v for k, v in record.items() if k not in ("event", "timestamp")}
+            lines.append(
+                f"{record.get('event', '')} {json.dumps(extra, default=str) if extra else ''}".rstrip()
+            )
         return "\n".join(lines)
 
     def xcom_keys(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> list[str]:
@@ -168,7 +191,9 @@ class AirflowREST:
         body = self.request("GET", path, params={"map_index": map_index})
         return [entry["key"] for entry in body["xcom_entries"]]
 
-    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
+    def xcom(
+        self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1
+    ) -> Any:
         """Return one XCom value (deserialized by the API server)."""
         path = f"{self._ti_path(dag_id, run_id, task_id)}/xcomEntries/{_q(key)}"
         body = self.request("GET", path, params={"map_index": map_index, "deserialize": "true"})
@@ -188,7 +213,7 @@ class AirflowREST:
     def links(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, Any]:
         """Return the extra links of a task instance as the UI sees them (name -> URL)."""
         path = f"{self._ti_path(dag_id, run_id, task_id)}/links"
-        return dict(self.request("GET", path, params={"map_index": map_index}))
+        return dict(self.request("GET", path, params={"map_index": map_index})["extra_links"])
 
     # --- connections ------------------------------------------------------------------------------------------
 

@@ -23,14 +23,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# dev/ is on sys.path both as a script (``python dev/local_airflow.py``) and from tests/e2e (e2e_support).
+from airflow_rest import AirflowREST
 
-from airflow_rest import AirflowREST  # noqa: E402
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
 
 REPO = Path(__file__).resolve().parent.parent
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -71,20 +72,25 @@ class Component:
         return self.proc.poll() is None
 
 
-def stop_process_group(proc: subprocess.Popen[bytes], *, timeout: float = 20.0) -> None:
-    """Stop ``proc`` and everything in its process group: SIGTERM, bounded wait, then SIGKILL."""
-    if proc.poll() is None:
+def stop_process_groups(procs: list[subprocess.Popen[bytes]], *, timeout: float = 20.0) -> None:
+    """Stop each process and its whole process group: SIGTERM to all, one bounded wait, then SIGKILL.
+
+    Signalling every group first lets the components shut down in parallel (each takes a few seconds).
+    """
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+    for proc in procs:
+        # Children of a component (task processes, server workers) may outlive their leader's exit.
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
-    # Children of a component (task processes, gunicorn/uvicorn workers) may outlive their leader's exit.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
 
 
 class LocalAirflow:
@@ -162,6 +168,8 @@ class LocalAirflow:
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
                 "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
                 "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
+                # A killed triggerer's triggers move to a live one once it is this stale (default 30 s).
+                "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
                 "PYTHONUNBUFFERED": "1",
             }
@@ -249,19 +257,20 @@ class LocalAirflow:
 
     def restart_component(self, name: str) -> Component:
         """Kill (if still running) and start one component again with the same configuration."""
-        if name in self.components and self.components[name].alive():
-            stop_process_group(self.components[name].proc)
+        if name in self.components:
+            stop_process_groups([self.components[name].proc])
             self.components[name].log_file.close()
         return self.start_component(name)
 
     def stop(self) -> None:
         """Stop every component by its own pid (process group), then remove the home unless it is kept."""
-        # Scheduler first, so that it does not start tasks while the others go away.
-        for name in ("scheduler", "triggerer", "dag-processor", "api-server"):
-            comp = self.components.pop(name, None)
-            if comp is not None:
-                stop_process_group(comp.proc)
-                comp.log_file.close()
+        # The scheduler gets a head start, so that it does not start tasks while the others go away.
+        comps = [self.components.pop(n) for n in ("scheduler", *COMPONENTS) if n in self.components]
+        if comps and comps[0].name == "scheduler":
+            comps[0].proc.send_signal(signal.SIGTERM)
+        stop_process_groups([c.proc for c in comps])
+        for comp in comps:
+            comp.log_file.close()
         if self._rest is not None:
             self._rest.close()
             self._rest = None
@@ -308,17 +317,24 @@ def emulator_process(speed: float, api_key: str) -> Iterator[Any]:
 
 
 def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run a local Airflow 3 with the Together emulator on 127.0.0.1.")
+    parser = argparse.ArgumentParser(
+        description="Run a local Airflow 3 with the Together emulator on 127.0.0.1."
+    )
     parser.add_argument("--dags-folder", type=Path, default=REPO / "example_dags")
     parser.add_argument("--speed", type=float, default=20.0, help="emulator speed-up of simulated training")
     parser.add_argument("--home", type=Path, default=None, help="AIRFLOW_HOME (default: a new temp dir)")
     args = parser.parse_args(argv)
+    if not args.dags_folder.is_dir():
+        parser.error(f"DAGs folder {args.dags_folder} does not exist")
 
     api_key = "tk-local-" + secrets.token_hex(12)
     with emulator_process(args.speed, api_key) as emu:
         airflow = LocalAirflow(args.dags_folder, home=args.home, keep_home=True)
         print(f"Emulator:     {emu.base_url}  (admin API {str(emu.base_url).rsplit('/v1', 1)[0]}/_emulator/)")
-        print(f"AIRFLOW_HOME: {airflow.home}\nStarting Airflow (db migrate + 4 components, ~1 min)...", flush=True)
+        print(
+            f"AIRFLOW_HOME: {airflow.home}\nStarting Airflow (db migrate + 4 components, ~1 min)...",
+            flush=True,
+        )
         stop = False
 
         def _on_signal(signum: int, frame: object) -> None:

@@ -46,6 +46,10 @@ class FakeTI:
     def xcom_pull(self, task_ids: Any = None, key: str = "return_value", **_: Any) -> Any:
         return self.xcoms.get(key)
 
+    def get_first_reschedule_date(self, context: Any) -> None:
+        """A first try has no earlier reschedule (used by sensors in reschedule mode)."""
+        return None
+
 
 class MemoryStateStore:
     """Stands in for Airflow 3.3's ``task_state_store`` accessor (same get/set signature)."""
@@ -78,3 +82,32 @@ def create_job(tmp_path: Path, **request: Any) -> str:
     file_id = hook.upload_file(write_training_file(tmp_path / "train.jsonl")).id
     hook.wait_for_file_ready(file_id, timeout=30, poll_interval=0.05)
     return hook.create_fine_tune({"training_file": file_id, "model": BASE_MODEL, **request}).id
+
+
+class LogText:
+    """
+    Everything logged so far: stdlib records (caplog) and Airflow's structlog output (stdout/stderr).
+
+    Airflow 3 renders ``self.log`` of operators and triggers through structlog straight to the process'
+    output, which caplog does not see, so both are read.
+    """
+
+    def __init__(self, caplog: Any, capfd: Any) -> None:
+        self._caplog = caplog
+        self._capfd = capfd
+        self._seen = ""
+
+    @property
+    def text(self) -> str:
+        out, err = self._capfd.readouterr()
+        self._seen += out + err
+        return self._caplog.text + self._seen
+
+    def lines(self, prefix: str) -> list[str]:
+        """Logged lines containing ``prefix``, each reduced to the text from ``prefix`` on (no timestamp)."""
+        found = []
+        for line in self.text.splitlines():
+            at = line.find(prefix)
+            if at >= 0:
+                found.append(line[at:].split(" [airflow", 1)[0].strip())
+        return found

@@ -6,7 +6,6 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
 import respx
 
@@ -19,7 +18,12 @@ Call = Callable[..., Awaitable[Any]]
 
 def set_conn(monkeypatch: pytest.MonkeyPatch, host: str = BASE, **extra: Any) -> None:
     """(Re)define ``together_default``; retries are instant because every hook here gets a fake sleep."""
-    conn = {"conn_type": "together", "password": TEST_API_KEY, "host": host, "extra": {"max_retries": 2, **extra}}
+    conn = {
+        "conn_type": "together",
+        "password": TEST_API_KEY,
+        "host": host,
+        "extra": {"max_retries": 2, **extra},
+    }
     monkeypatch.setenv("AIRFLOW_CONN_TOGETHER_DEFAULT", json.dumps(conn))
 
 
@@ -71,19 +75,11 @@ def job(job_id: str = "ft-1", status: str = "running", **fields: Any) -> dict[st
 
 
 def file_obj(file_id: str = "file-1", status: str | None = "COMPLETED", **fields: Any) -> dict[str, Any]:
-    return {"id": file_id, "object": "file", "filename": "train.jsonl", "FileType": "jsonl", "processing_status": status, **fields}
-
-
-class BrokenStream(httpx.SyncByteStream, httpx.AsyncByteStream):
-    """A body that delivers ``data`` and then drops the connection, as a flaky download does."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield self.data
-        raise httpx.ReadError("connection reset mid-body")
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        yield self.data
-        raise httpx.ReadError("connection reset mid-body")
+    return {
+        "id": file_id,
+        "object": "file",
+        "filename": "train.jsonl",
+        "FileType": "jsonl",
+        "processing_status": status,
+        **fields,
+    }

@@ -145,13 +145,13 @@ GOOD = [
     good(
         "instruction",
         [{"prompt": "2+2?", "completion": "4"}, {"prompt": "3+3?", "completion": "6", "weight": 1}],
-        I,
+        INS,
         "has_sample_weights",
     ),
     good(
         "instruction-multimodal",
         [{"prompt": [text("Describe"), image()], "completion": [text("A dot.")]}],
-        I,
+        INS,
         "is_multimodal",
     ),
     good("preference", [PREF, PREF], P),
@@ -182,6 +182,8 @@ BAD = [
     bad("json-array-line", [conv(U, A), [1, 2]], (2, "line")),
     bad("json-string-line", ['"just text"'], (1, "line")),
     bad("eval-line-not-object", [{"q": 1}, 3], (2, "line"), purpose="eval"),
+    bad("utf8-byte-order-mark", [b"\xef\xbb\xbf" + json.dumps(conv(U, A)).encode()], (1, "line")),
+    bad("not-utf8-outside-strings", [conv(U, A), b'{"text": "a"}\xff'], (2, "line")),
     bad("nan-is-not-json", ['{"text": "a", "weight": NaN}'], (1, "line")),
     # --- formats and keys ------------------------------------------------------------------------------
     bad("no-format", [{"question": "q", "answer": "a"}], (1, "line")),
@@ -200,6 +202,13 @@ BAD = [
     bad("role-missing", [conv({"content": "q"}, A)], (1, "messages[0].role")),
     bad("role-invalid", [conv(U, A), conv(U, msg("bot", "a"))], (2, "messages[1].role")),
     bad("role-not-string", [conv(msg(3, "q"), A)], (1, "messages[0].role")),  # type: ignore[arg-type]
+    bad("role-is-a-list", [conv(U, A), conv(U, msg(["assistant"], "a"))], (2, "messages[1].role")),  # type: ignore[arg-type]
+    bad(
+        "every-message-is-checked-after-a-bad-role",
+        [conv(msg("bot", "q"), A, U, msg("assistant", "a", weight=5))],
+        (1, "messages[0].role"),
+        (1, "messages[3].weight"),
+    ),
     bad("content-missing", [conv(U, {"role": "assistant"})], (1, "messages[1].content")),
     bad(
         "content-null-without-tool-calls",
@@ -306,6 +315,11 @@ BAD = [
         "image-url-not-object",
         [conv(msg("user", [{"type": "image_url", "image_url": PNG}]), msg("assistant", [text()]))],
         (1, "messages[0].content[0].image_url"),
+    ),
+    bad(
+        "image-not-base64",
+        [conv(msg("user", [image("data:image/png;base64,not base64!")]), msg("assistant", [text()]))],
+        (1, "messages[0].content[0].image_url.url"),
     ),
     bad(
         "image-too-large",
@@ -510,3 +524,57 @@ def test_estimated_tokens_scale_with_text(tmp_path: Path) -> None:
     long = check_file(write_lines(tmp_path / "b.jsonl", [{"text": "x" * 4000}]))
     assert 90 <= short.estimated_tokens <= 110
     assert 990 <= long.estimated_tokens <= 1010
+
+
+@pytest.mark.parametrize(
+    ("line", "phrase"),
+    [
+        (b"\xef\xbb\xbf" + b'{"text": "a"}', "byte-order mark"),
+        (b'{"text": "a"}\xff', "not valid UTF-8"),
+        (b'{"text": "caf\xe9"}', "not valid UTF-8"),
+        (b'{"text": "a",}', "not valid JSON"),
+    ],
+)
+def test_encoding_and_json_messages(tmp_path: Path, line: bytes, phrase: str) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(line + b"\n")
+    assert phrase in check_file(path).errors[0].message
+
+
+def test_csv_with_a_long_field(tmp_path: Path) -> None:
+    path = tmp_path / "eval.csv"
+    path.write_text("document,summary\n" + '"' + "word " * 100_000 + '",short\n')
+    report = check_file(path, "eval")
+    assert report.ok, report.summary()
+    assert report.num_samples == 1
+
+
+def test_public_names_and_values() -> None:
+    assert [fmt.value for fmt in DatasetFormat] == ["general", "conversation", "instruction", "preference"]
+    assert DatasetFormat("conversation") is DatasetFormat.CONVERSATION
+    from airflow_provider_together.datasets import CheckError
+
+    error = CheckError(3, "messages[0].role", "invalid role 'bot'")
+    assert str(error) == "line 3: messages[0].role: invalid role 'bot'"
+    assert str(CheckError(None, "file", "the file is empty")) == "file: file: the file is empty"
+
+
+def test_purpose_may_be_a_str_enum(tmp_path: Path) -> None:
+    import enum
+
+    class Purpose(str, enum.Enum):
+        EVAL = "eval"
+
+    path = write_lines(tmp_path / "e.jsonl", [{"anything": 1}])
+    report = check_file(path, Purpose.EVAL)
+    assert report.ok
+    assert report.purpose == "eval"
+    assert report.to_dict()["purpose"] == "eval"
+
+
+def test_csv_rows_spanning_lines_and_blank_rows(tmp_path: Path) -> None:
+    path = tmp_path / "eval.csv"
+    path.write_text('q,a\n"multi\nline",1\n\n"x",2,3\n')
+    report = check_file(path, "eval")
+    assert [(e.line, e.field) for e in report.errors] == [(5, "row")]
+    assert report.num_samples == 2

@@ -90,3 +90,15 @@ def test_missing_pyarrow_names_the_extra(tmp_path: Path, monkeypatch: pytest.Mon
     report = check_file(path)
     assert [(e.line, e.field) for e in report.errors] == [(None, "file")]
     assert "airflow-provider-together[parquet]" in report.errors[0].message
+
+
+def test_null_or_empty_input_ids_names_the_row(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.parquet", {"input_ids": [[1], None, [], [2]]}, input_ids=pa.list_(pa.int64()))
+    assert errors(path) == [(2, "input_ids"), (3, "input_ids")]
+
+
+def test_rows_in_later_batches_are_numbered_from_the_file_start(tmp_path: Path) -> None:
+    ids = [[1, 2]] * 1000
+    labels = [[1, 2]] * 1000
+    labels[700] = [1]
+    assert errors(write(tmp_path / "t.parquet", {"input_ids": ids, "labels": labels})) == [(701, "labels")]

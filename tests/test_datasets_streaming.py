@@ -191,3 +191,53 @@ def test_fast_and_precise_paths_agree_on_random_conversations(tmp_path: Path, se
     # Both kinds of line are present, so the comparison means something.
     bad_lines = {error.line for error in precise.errors}
     assert 100 < len(bad_lines) < 1900
+
+
+def _random_preference(rng: random.Random) -> dict[str, object]:
+    def output() -> object:
+        return rng.choice(
+            [
+                [{"role": "assistant", "content": "a"}],
+                [{"role": "assistant", "content": "a"}],
+                [{"role": "assistant", "content": None, "tool_calls": [_CALL]}],
+                [{"role": "assistant", "content": None}],
+                [{"role": "assistant", "content": "a", "reasoning": "r"}],
+                [{"role": "user", "content": "a"}],
+                [{"role": "assistant", "content": "a", "weight": 1}],
+                [{"role": "assistant", "content": "a"}] * 2,
+                {"role": "assistant", "content": "a"},
+            ]
+        )
+
+    messages = [_random_message(rng) for _ in range(rng.randint(0, 3))]
+    if rng.random() < 0.6:
+        messages = [{"role": "user", "content": "q"}] + (messages if rng.random() < 0.3 else [])
+    sample: dict[str, object] = {
+        "input": {"messages": messages},
+        "preferred_output": output(),
+        "non_preferred_output": output(),
+    }
+    if rng.random() < 0.1:
+        sample["input"] = {"messages": messages, "tools": [{"type": "function", "function": {"name": "f"}}]}
+    if rng.random() < 0.05:
+        sample["weight"] = 1
+    return sample
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fast_and_precise_paths_agree_on_random_preferences(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    head = {
+        "input": {"messages": [{"role": "user", "content": "q"}]},
+        "preferred_output": [{"role": "assistant", "content": "a"}],
+        "non_preferred_output": [{"role": "assistant", "content": "b"}],
+    }
+    lines = [json.dumps(head)] + [json.dumps(_random_preference(rng)) for _ in range(2000)]
+    path = tmp_path / "random.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    fast, precise = CheckReport(str(path), "fine-tune"), CheckReport(str(path), "fine-tune")
+    JsonlChecker(fast, 10**6).run(str(path), block_size=8192)
+    JsonlChecker(precise, 10**6, fast=False).run(str(path))
+    assert fast.to_dict() == precise.to_dict()
+    bad_lines = {error.line for error in precise.errors}
+    assert 100 < len(bad_lines) < 1900

@@ -29,10 +29,13 @@ from airflow_provider_together.models import (
     ModelLimits,
     PriceEstimate,
 )
-from tests._hook_support import api, call, file_obj, hook, job, set_conn, sleeps  # noqa: F401
+from tests import _hook_support as support
+from tests._hook_support import file_obj, job, set_conn
 from tests.conftest import TEST_API_KEY
 
 pytestmark = pytest.mark.anyio
+# Shared fixtures, assigned rather than imported so that test parameters may reuse the names.
+api, call, hook, sleeps = support.api, support.call, support.hook, support.sleeps
 
 # (hook method, args, HTTP method, path, response body, expected result type or value)
 CALLS: list[tuple[str, tuple[Any, ...], str, str, Any, Any]] = [
@@ -41,7 +44,14 @@ CALLS: list[tuple[str, tuple[Any, ...], str, str, Any, Any]] = [
     ("delete_file", ("file-1",), "DELETE", "/files/file-1", {"id": "file-1", "deleted": True}, None),
     ("get_fine_tune", ("ft-1",), "GET", "/fine-tunes/ft-1", job(), FineTuneJob),
     ("list_fine_tunes", (), "GET", "/fine-tunes", {"data": [job(), job("ft-2", "completed")]}, FineTuneJob),
-    ("cancel_fine_tune", ("ft-1",), "POST", "/fine-tunes/ft-1/cancel", job(status="cancel_requested"), FineTuneJob),
+    (
+        "cancel_fine_tune",
+        ("ft-1",),
+        "POST",
+        "/fine-tunes/ft-1/cancel",
+        job(status="cancel_requested"),
+        FineTuneJob,
+    ),
     ("delete_fine_tune", ("ft-1",), "DELETE", "/fine-tunes/ft-1", {"message": "deleted"}, None),
     (
         "list_fine_tune_events",
@@ -83,17 +93,27 @@ CALLS: list[tuple[str, tuple[Any, ...], str, str, Any, Any]] = [
         {"estimated_total_price": 3.5, "allowed_to_proceed": True},
         PriceEstimate,
     ),
-    ("create_fine_tune", ({"training_file": "file-1", "model": "m"},), "POST", "/fine-tunes", job(), FineTuneJob),
+    (
+        "create_fine_tune",
+        ({"training_file": "file-1", "model": "m"},),
+        "POST",
+        "/fine-tunes",
+        job(),
+        FineTuneJob,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "args", "method", "path", "body", "expected"), CALLS, ids=[c[0] for c in CALLS])
+@pytest.mark.parametrize(
+    ("name", "args", "method", "path", "body", "expected"), CALLS, ids=[c[0] for c in CALLS]
+)
 async def test_every_json_call(call, hook, api, name, args, method, path, body, expected) -> None:
     route = api.route(method=method, path=path).mock(return_value=httpx.Response(200, json=body))
     result = await call(hook, name, *args)
     if isinstance(expected, type):
         items = result if isinstance(result, list) else [result]
-        assert items and all(isinstance(item, expected) for item in items)
+        assert items
+        assert all(isinstance(item, expected) for item in items)
     else:
         assert result == expected
     request = route.calls.last.request
@@ -108,7 +128,8 @@ async def test_every_json_call(call, hook, api, name, args, method, path, body, 
 async def test_responses_tolerate_unknown_fields_and_statuses(call, hook, api) -> None:
     api.get("/fine-tunes/ft-1").respond(json=job(status="warming_up", brand_new_field={"x": 1}))
     result = await call(hook, "get_fine_tune", "ft-1")
-    assert result.status is JobStatus.UNKNOWN and result.status_raw == "warming_up"
+    assert result.status is JobStatus.UNKNOWN
+    assert result.status_raw == "warming_up"
 
 
 async def test_ids_are_quoted_and_empty_ids_refused_before_http(call, hook, api) -> None:
@@ -139,7 +160,9 @@ async def test_base_url_from_the_connection_host(call, monkeypatch, sleeps, api,
 
 
 async def test_connection_uri_form(call, monkeypatch, api) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_TOGETHER_DEFAULT", f"together://:{TEST_API_KEY}@api.together.ai/v1?max_retries=0")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TOGETHER_DEFAULT", f"together://:{TEST_API_KEY}@api.together.ai/v1?max_retries=0"
+    )
     route = api.get("https://api.together.ai/v1/fine-tunes").mock(return_value=httpx.Response(503))
     hook = TogetherHook()
     try:
@@ -159,23 +182,37 @@ async def test_idempotent_call_retries_5xx_with_backoff(call, hook, api, sleeps)
     )
     assert (await call(hook, "get_fine_tune", "ft-1")).id == "ft-1"
     assert route.call_count == 3
-    assert len(sleeps) == 2 and 0.75 <= sleeps[0] <= 1.0 and 1.5 <= sleeps[1] <= 2.0  # default 1 s, doubling
+    assert len(sleeps) == 2
+    assert 0.75 <= sleeps[0] <= 1.0
+    assert 1.5 <= sleeps[1] <= 2.0
 
 
-@pytest.mark.parametrize(("headers", "expected"), [({"retry-after": "7"}, 7.0), ({"retry-after-ms": "1250"}, 1.25)])
+@pytest.mark.parametrize(
+    ("headers", "expected"), [({"retry-after": "7"}, 7.0), ({"retry-after-ms": "1250"}, 1.25)]
+)
 async def test_retry_after_is_honoured(call, hook, api, sleeps, headers, expected) -> None:
-    api.get("/files").mock(side_effect=[httpx.Response(429, headers=headers), httpx.Response(200, json={"data": []})])
+    api.get("/files").mock(
+        side_effect=[httpx.Response(429, headers=headers), httpx.Response(200, json={"data": []})]
+    )
     assert await call(hook, "list_files") == []
     assert sleeps == [expected]
 
 
 async def test_retry_after_beyond_60_s_falls_back_to_backoff(call, hook, api, sleeps) -> None:
-    api.get("/files").mock(side_effect=[httpx.Response(429, headers={"retry-after": "3600"}), httpx.Response(200, json={"data": []})])
+    api.get("/files").mock(
+        side_effect=[
+            httpx.Response(429, headers={"retry-after": "3600"}),
+            httpx.Response(200, json={"data": []}),
+        ]
+    )
     await call(hook, "list_files")
-    assert len(sleeps) == 1 and sleeps[0] <= 1.0
+    assert len(sleeps) == 1
+    assert sleeps[0] <= 1.0
 
 
-@pytest.mark.parametrize("error", [httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("eof")])
+@pytest.mark.parametrize(
+    "error", [httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("eof")]
+)
 async def test_idempotent_call_retries_transport_errors(call, hook, api, sleeps, error) -> None:
     route = api.get("/fine-tunes/ft-1").mock(side_effect=[error, httpx.Response(200, json=job())])
     assert (await call(hook, "get_fine_tune", "ft-1")).id == "ft-1"
@@ -183,11 +220,15 @@ async def test_idempotent_call_retries_transport_errors(call, hook, api, sleeps,
 
 
 async def test_retries_run_out_with_the_mapped_error_and_request_id(call, hook, api, sleeps) -> None:
-    route = api.get("/fine-tunes/ft-1").mock(return_value=httpx.Response(503, headers={"x-request-id": "req-42"}))
+    route = api.get("/fine-tunes/ft-1").mock(
+        return_value=httpx.Response(503, headers={"x-request-id": "req-42"})
+    )
     with pytest.raises(TogetherServerError) as info:
         await call(hook, "get_fine_tune", "ft-1")
-    assert route.call_count == 3 and len(sleeps) == 2  # max_retries=2 from the connection
-    assert info.value.request_id == "req-42" and info.value.status_code == 503
+    assert route.call_count == 3
+    assert len(sleeps) == 2
+    assert info.value.request_id == "req-42"
+    assert info.value.status_code == 503
 
 
 async def test_transport_errors_run_out_as_transport_error(call, hook, api) -> None:
@@ -198,15 +239,22 @@ async def test_transport_errors_run_out_as_transport_error(call, hook, api) -> N
 
 @pytest.mark.parametrize(
     ("status", "cls"),
-    [(400, TogetherBadRequestError), (401, TogetherAuthError), (404, TogetherNotFoundError), (422, TogetherBadRequestError)],
+    [
+        (400, TogetherBadRequestError),
+        (401, TogetherAuthError),
+        (404, TogetherNotFoundError),
+        (422, TogetherBadRequestError),
+    ],
 )
 async def test_client_errors_are_not_retried(call, hook, api, sleeps, status, cls) -> None:
     body = {"error": {"message": "n_epochs too high", "type": "invalid_request_error", "param": "n_epochs"}}
     route = api.post("/fine-tunes/estimate-price").mock(return_value=httpx.Response(status, json=body))
     with pytest.raises(cls) as info:
         await call(hook, "estimate_fine_tune_price", {"training_file": "f"})
-    assert route.call_count == 1 and sleeps == []
-    assert info.value.param == "n_epochs" and "n_epochs too high" in str(info.value)
+    assert route.call_count == 1
+    assert sleeps == []
+    assert info.value.param == "n_epochs"
+    assert "n_epochs too high" in str(info.value)
 
 
 async def test_unsupported_model_limits_404(call, hook, api) -> None:
@@ -226,18 +274,29 @@ async def test_rate_limit_exhausted(call, hook, api) -> None:
 
 @pytest.mark.parametrize(
     "outcome",
-    [httpx.Response(500), httpx.Response(503, headers={"x-should-retry": "true"}), httpx.ReadTimeout("slow"), httpx.ReadError("reset")],
+    [
+        httpx.Response(500),
+        httpx.Response(503, headers={"x-should-retry": "true"}),
+        httpx.ReadTimeout("slow"),
+        httpx.ReadError("reset"),
+    ],
     ids=["500", "503-should-retry", "read-timeout", "dropped"],
 )
 async def test_create_is_never_resent_after_it_may_have_arrived(call, hook, api, sleeps, outcome) -> None:
     route = api.post("/fine-tunes").mock(side_effect=[outcome, httpx.Response(200, json=job())])
     with pytest.raises(TogetherAmbiguousSubmitError, match="may or may not have been created"):
         await call(hook, "create_fine_tune", {"model": "m", "training_file": "file-1"})
-    assert route.call_count == 1 and sleeps == []
+    assert route.call_count == 1
+    assert sleeps == []
 
 
 @pytest.mark.parametrize(
-    "outcome", [httpx.ConnectError("refused"), httpx.ConnectTimeout("slow"), httpx.Response(429, headers={"retry-after": "2"})]
+    "outcome",
+    [
+        httpx.ConnectError("refused"),
+        httpx.ConnectTimeout("slow"),
+        httpx.Response(429, headers={"retry-after": "2"}),
+    ],
 )
 async def test_create_is_resent_when_the_server_cannot_have_acted(call, hook, api, outcome) -> None:
     route = api.post("/fine-tunes").mock(side_effect=[outcome, httpx.Response(200, json=job("ft-new"))])
@@ -251,22 +310,36 @@ async def test_create_is_resent_when_the_server_cannot_have_acted(call, hook, ap
 async def test_api_key_never_in_errors_or_logs(call, hook, api, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     echo = {"error": {"message": f"invalid key Bearer {TEST_API_KEY}"}}
-    api.get("/fine-tunes/ft-1").mock(side_effect=[httpx.Response(503, json=echo), httpx.Response(401, json=echo)])
+    api.get("/fine-tunes/ft-1").mock(
+        side_effect=[httpx.Response(503, json=echo), httpx.Response(401, json=echo)]
+    )
     with pytest.raises(TogetherAuthError) as info:
         await call(hook, "get_fine_tune", "ft-1")
     assert caplog.records, "the retry should have been logged"
-    for text in (str(info.value), repr(info.value), repr(info.value.body), caplog.text, repr(await hook.asettings())):
+    for text in (
+        str(info.value),
+        repr(info.value),
+        repr(info.value.body),
+        caplog.text,
+        repr(await hook.asettings()),
+    ):
         assert TEST_API_KEY not in text
 
 
 async def test_test_connection_reports_success_and_failure_without_raising(hook, api) -> None:
     api.get("/fine-tunes").mock(
-        side_effect=[httpx.Response(200, json={"data": [job()]}), httpx.Response(401, json={"error": {"message": f"bad {TEST_API_KEY}"}})]
+        side_effect=[
+            httpx.Response(200, json={"data": [job()]}),
+            httpx.Response(401, json={"error": {"message": f"bad {TEST_API_KEY}"}}),
+        ]
     )
     ok, message = hook.test_connection()
-    assert ok and "1 fine-tuning job" in message
+    assert ok
+    assert "1 fine-tuning job" in message
     ok, message = hook.test_connection()
-    assert not ok and "401" in message and TEST_API_KEY not in message
+    assert not ok
+    assert "401" in message
+    assert TEST_API_KEY not in message
     api.get("/fine-tunes").mock(return_value=httpx.Response(200, json={"data": []}))
     assert (await hook.atest_connection())[0]
     assert [c.request.method for c in api.calls] == ["GET", "GET", "GET"]  # read-only
@@ -275,7 +348,8 @@ async def test_test_connection_reports_success_and_failure_without_raising(hook,
 async def test_test_connection_with_a_missing_connection(monkeypatch) -> None:
     monkeypatch.delenv("AIRFLOW_CONN_TOGETHER_DEFAULT", raising=False)
     ok, message = TogetherHook("no_such_conn").test_connection()
-    assert not ok and "no_such_conn" in message
+    assert not ok
+    assert "no_such_conn" in message
 
 
 async def test_bad_connection_extras_fail_before_any_http(call, monkeypatch, api) -> None:

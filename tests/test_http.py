@@ -47,7 +47,9 @@ def settings(**extra: object) -> TogetherSettings:
     return settings_from_connection(host=None, password=TEST_API_KEY, schema=None, port=None, extra=extra)
 
 
-def response(status: int, body: object = None, headers: dict[str, str] | None = None, text: str = "") -> httpx.Response:
+def response(
+    status: int, body: object = None, headers: dict[str, str] | None = None, text: str = ""
+) -> httpx.Response:
     request = httpx.Request("GET", "https://api.together.ai/v1/x")
     if body is not None:
         return httpx.Response(status, json=body, headers=headers, request=request)
@@ -73,7 +75,9 @@ def response(status: int, body: object = None, headers: dict[str, str] | None = 
         ("https://proxy.example.com/together", None, None, "https://proxy.example.com/together/v1"),
     ],
 )
-def test_base_url_normalisation(host: str | None, schema: str | None, port: int | None, expected: str) -> None:
+def test_base_url_normalisation(
+    host: str | None, schema: str | None, port: int | None, expected: str
+) -> None:
     assert normalize_base_url(host, schema=schema, port=port) == expected
 
 
@@ -87,7 +91,11 @@ def test_settings_read_extras_and_coerce_uri_strings() -> None:
 def test_settings_report_every_bad_field_at_once() -> None:
     with pytest.raises(TogetherConfigError) as info:
         settings_from_connection(
-            host="ftp://x", password="", schema=None, port=None, extra={"max_retries": "two", "request_timeout": 0}
+            host="ftp://x",
+            password="",
+            schema=None,
+            port=None,
+            extra={"max_retries": "two", "request_timeout": 0},
         )
     fields = [field for field, _ in info.value.problems]
     assert fields == ["extra.request_timeout", "extra.max_retries", "password", "host"]
@@ -100,9 +108,13 @@ def test_settings_repr_hides_the_key() -> None:
 
 def test_plain_http_uploads_only_for_loopback_http_api() -> None:
     assert not settings().allows_plain_http
-    s = settings_from_connection(host="http://127.0.0.1:1/v1", password="k" * 8, schema=None, port=None, extra={})
+    s = settings_from_connection(
+        host="http://127.0.0.1:1/v1", password="k" * 8, schema=None, port=None, extra={}
+    )
     assert s.allows_plain_http
-    s = settings_from_connection(host="http://example.com", password="k" * 8, schema=None, port=None, extra={})
+    s = settings_from_connection(
+        host="http://example.com", password="k" * 8, schema=None, port=None, extra={}
+    )
     assert not s.allows_plain_http
 
 
@@ -168,14 +180,17 @@ def test_error_mapping_table(status: int, cls: type[TogetherAPIError]) -> None:
         "bad",
         "req-1",
     )
-    assert "param: n_epochs" in str(exc) and "request id: req-1" in str(exc)
+    assert "param: n_epochs" in str(exc)
+    assert "request id: req-1" in str(exc)
 
 
 def test_error_mapping_other_body_shapes() -> None:
     limits_404 = error_for_response(response(404, {"message": "model not supported"}, {"cf-ray": "ray-9"}))
-    assert limits_404.api_message == "model not supported" and limits_404.request_id == "ray-9"
+    assert limits_404.api_message == "model not supported"
+    assert limits_404.request_id == "ray-9"
     html = error_for_response(response(502, text="<html>" + "x" * 5000))
-    assert isinstance(html, TogetherServerError) and len(html.api_message) <= 500
+    assert isinstance(html, TogetherServerError)
+    assert len(html.api_message) <= 500
     empty = error_for_response(response(503))
     assert empty.api_message == "Service Unavailable"
     raise_for_response(response(200, {}))  # success does not raise
@@ -186,7 +201,8 @@ def test_error_mapping_other_body_shapes() -> None:
 def test_error_never_carries_the_key_even_when_the_body_echoes_it() -> None:
     body = {"error": {"message": f"bad header Bearer {TEST_API_KEY}"}, "echo": TEST_API_KEY}
     exc = error_for_response(response(401, body), secret=TEST_API_KEY)
-    assert TEST_API_KEY not in str(exc) and TEST_API_KEY not in repr(exc.body)
+    assert TEST_API_KEY not in str(exc)
+    assert TEST_API_KEY not in repr(exc.body)
     assert redact(f"x{TEST_API_KEY}y", TEST_API_KEY) == "x***y"
 
 
@@ -251,7 +267,8 @@ def test_create_is_never_resent_after_a_5xx(status: int) -> None:
     headers = {"x-should-retry": "true", "x-request-id": "req-7"}
     with pytest.raises(TogetherAmbiguousSubmitError) as info:
         POLICY.after_response(CREATE, response(status, {}, headers), 0, secret="")
-    assert info.value.status_code == status and info.value.request_id == "req-7"
+    assert info.value.status_code == status
+    assert info.value.request_id == "req-7"
     assert "may or may not have been created" in str(info.value)
 
 
@@ -272,13 +289,21 @@ def test_errors_before_sending_are_retried_for_every_call(exc: httpx.TransportEr
 
 @pytest.mark.parametrize(
     "exc",
-    [httpx.ReadTimeout("slow"), httpx.ReadError("reset"), httpx.RemoteProtocolError("closed"), httpx.WriteError("x")],
+    [
+        httpx.ReadTimeout("slow"),
+        httpx.ReadError("reset"),
+        httpx.RemoteProtocolError("closed"),
+        httpx.WriteError("x"),
+    ],
 )
-def test_errors_after_sending_are_ambiguous_for_create_but_retried_for_reads(exc: httpx.TransportError) -> None:
+def test_errors_after_sending_are_ambiguous_for_create_but_retried_for_reads(
+    exc: httpx.TransportError,
+) -> None:
     assert POLICY.after_error(GET, exc, 0) == 1.0
     with pytest.raises(TogetherAmbiguousSubmitError) as info:
         POLICY.after_error(CREATE, exc, 0)
-    assert info.value.status_code is None and info.value.__cause__ is exc
+    assert info.value.status_code is None
+    assert info.value.__cause__ is exc
 
 
 def test_transport_errors_end_as_transport_error() -> None:

@@ -8,7 +8,15 @@ import time
 from typing import Any
 
 import pytest
-from _fine_tune_support import BASE_MODEL, FAST, FakeTI, MemoryStateStore, make_context, write_training_file
+from _fine_tune_support import (
+    BASE_MODEL,
+    FAST,
+    FakeTI,
+    LogText,
+    MemoryStateStore,
+    make_context,
+    write_training_file,
+)
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_together._payload import TogetherJobUserError
@@ -37,6 +45,12 @@ def _op(tmp_path: Any, **kwargs: Any) -> TogetherFineTuneOperator:
 
 
 @pytest.fixture
+def logs(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> LogText:
+    caplog.set_level("DEBUG")
+    return LogText(caplog, capfd)
+
+
+@pytest.fixture
 def emu(together_emulator_conn: Any) -> Any:
     together_emulator_conn.admin.update_settings(speed=FAST)
     return together_emulator_conn
@@ -55,19 +69,28 @@ def test_constructor_only_stores_arguments() -> None:
     assert op.template_fields_renderers == {"config": "json"}
 
 
-def test_default_deferrable_is_true_without_config() -> None:
-    op = TogetherFineTuneOperator(task_id="t", training_file="file-abc123", model=BASE_MODEL)
-    assert op.deferrable is True
+def test_default_deferrable_is_true_unless_the_deployment_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from airflow_provider_together._config import default_deferrable
+
+    assert default_deferrable() is True
+    assert (
+        TogetherFineTuneOperator(task_id="t", training_file="file-abc123", model=BASE_MODEL).deferrable
+        is True
+    )
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "false")
+    assert default_deferrable() is False
 
 
 def test_invalid_config_fails_without_retry_before_any_http(emu: Any, tmp_path: Any) -> None:
-    op = _op(tmp_path, n_epochs=0, learning_rate=-1.0, lora=False, lora_r=8)
+    op = _op(tmp_path, n_epochs=0, learning_rate=-1.0, suffix="x" * 41)
     with pytest.raises(AirflowFailException) as info:
         op.execute(make_context())
     message = str(info.value)
     assert "n_epochs" in message
     assert "learning_rate" in message
-    assert "lora_r" in message
+    assert "suffix" in message
     assert emu.admin.requests() == {}
 
 
@@ -92,9 +115,8 @@ def test_local_file_failing_the_checker_is_never_uploaded(emu: Any, tmp_path: An
 
 
 def test_sync_path_submits_once_logs_progress_and_returns_summary(
-    emu: Any, tmp_path: Any, caplog: pytest.LogCaptureFixture
+    emu: Any, tmp_path: Any, logs: LogText
 ) -> None:
-    caplog.set_level("INFO")
     ti = FakeTI()
     result = _op(tmp_path).execute(make_context(ti, MemoryStateStore()))
     assert result["status"] == "completed"
@@ -104,7 +126,7 @@ def test_sync_path_submits_once_logs_progress_and_returns_summary(
     assert ti.xcoms["job_id"] == result["job_id"]
     assert ti.xcoms["job_url"] == f"https://api.together.ai/fine-tuning/{result['job_id']}"
     assert emu.admin.count(CREATE) == 1
-    text = caplog.text
+    text = logs.text
     assert "Estimated price: $" in text
     assert "Together event [job_complete]" in text
     assert f"https://api.together.ai/fine-tuning/{result['job_id']}" in text
@@ -271,18 +293,17 @@ def test_execute_complete_timeout_event_cancels(emu: Any, tmp_path: Any) -> None
 
 
 def test_secrets_come_from_connections_and_never_leak(
-    emu: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    emu: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, logs: LogText
 ) -> None:
     wandb_key = "wandb-key-0123456789abcdef"
     hf_token = "hf_token_0123456789abcdef"
     monkeypatch.setenv("AIRFLOW_CONN_WANDB_TEST", json.dumps({"conn_type": "generic", "password": wandb_key}))
     monkeypatch.setenv("AIRFLOW_CONN_HF_TEST", json.dumps({"conn_type": "generic", "password": hf_token}))
-    caplog.set_level("DEBUG")
     ti = FakeTI()
     op = _op(tmp_path, wandb_conn_id="wandb_test", hf_conn_id="hf_test", wandb_project_name="weekly")
     result = op.execute(make_context(ti))
     everything = json.dumps([result, ti.xcoms, {f: str(getattr(op, f)) for f in op.template_fields}])
     for secret in (wandb_key, hf_token):
         assert secret not in everything
-        assert secret not in caplog.text
+        assert secret not in logs.text
     assert result["status"] == "completed"

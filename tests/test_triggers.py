@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 import pytest
-from _fine_tune_support import FAST, create_job
+from _fine_tune_support import FAST, LogText, create_job
 
 from airflow_provider_together._progress import EventCursor, as_cursor, later_cursor, new_events
 from airflow_provider_together.models import FineTuneEvent
@@ -37,8 +37,10 @@ def _trigger(job_id: str, **kwargs: Any) -> TogetherFineTuneTrigger:
     return TogetherFineTuneTrigger(job_id=job_id, poll_interval=0.05, first_poll_jitter=0, **kwargs)
 
 
-def _event_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("Together event [")]
+@pytest.fixture
+def logs(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> LogText:
+    caplog.set_level("INFO")
+    return LogText(caplog, capfd)
 
 
 # -- serialization --------------------------------------------------------------------------------------
@@ -117,12 +119,11 @@ def test_later_cursor_picks_the_further_one() -> None:
 
 @pytest.mark.anyio
 async def test_success_yields_one_event_with_everything_execute_complete_needs(
-    together_emulator_conn: Any, tmp_path: Any, caplog: pytest.LogCaptureFixture
+    together_emulator_conn: Any, tmp_path: Any, logs: LogText
 ) -> None:
     emu = together_emulator_conn
     emu.admin.update_settings(speed=FAST)
     job_id = create_job(tmp_path)
-    caplog.set_level("INFO")
     events = await _collect(_trigger(job_id))
     assert len(events) == 1
     (payload,) = events
@@ -135,28 +136,34 @@ async def test_success_yields_one_event_with_everything_execute_complete_needs(
     assert result["checkpoint_count"] >= 1
     assert result["total_price_usd"] is not None
     json.dumps(payload)  # plain JSON: it crosses the triggerer -> DB -> worker boundary
-    lines = _event_lines(caplog)
+    lines = logs.lines("Together event [")
     assert any("job_complete" in line or "model_upload_complete" in line for line in lines)
     assert len(lines) == len(set(lines))
 
 
 @pytest.mark.anyio
 async def test_recreated_trigger_neither_repeats_nor_loses_events(
-    together_emulator_conn: Any, tmp_path: Any, caplog: pytest.LogCaptureFixture
+    together_emulator_conn: Any, tmp_path: Any, logs: LogText
 ) -> None:
     from airflow_provider_together.hooks import TogetherHook
 
     emu = together_emulator_conn
-    emu.admin.update_settings(speed=200.0)
+    emu.admin.update_settings(speed=5.0)
     job_id = create_job(tmp_path)
-    caplog.set_level("INFO")
     first = _trigger(job_id)
     gen = first.run()
-    # A triggerer restart: the running trigger is cancelled mid-job ...
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(anext(gen), timeout=0.6)
+    waiting = asyncio.ensure_future(anext(gen))
+    for _ in range(2000):  # up to 20 s for the first poll to log events
+        if first.event_cursor is not None:
+            break
+        await asyncio.sleep(0.01)
+    # A triggerer restart: the running trigger is cancelled mid-job, after it logged some events ...
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
     await gen.aclose()
-    logged_before = _event_lines(caplog)
+    assert emu.admin.job(job_id)["status"] not in ("completed",)
+    logged_before = logs.lines("Together event [")
     assert logged_before, "the first trigger should have streamed some events"
     assert first.event_cursor is not None
     # ... and another one is built from the serialized kwargs and runs to the end.
@@ -165,7 +172,7 @@ async def test_recreated_trigger_neither_repeats_nor_loses_events(
     events = await _collect(_import(classpath)(**kwargs))
     assert [e["status"] for e in events] == ["success"]
 
-    all_lines = _event_lines(caplog)
+    all_lines = logs.lines("Together event [")
     assert len(all_lines) == len(set(all_lines)), "an event was logged twice"
     server_events = TogetherHook().list_fine_tune_events(job_id)
     assert len(all_lines) == len(server_events), "an event was lost"

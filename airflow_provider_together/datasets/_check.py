@@ -21,10 +21,12 @@ def check_file(
 
     :param path: the ``.jsonl``, ``.parquet`` or ``.csv`` file.
     :param purpose: the upload purpose: ``fine-tune`` (the deep format check), ``eval`` (JSON objects or
-        CSV rows in any shape), ``batch-api`` or ``calibration`` (JSON objects).
+        CSV rows in any shape), or another purpose of the Files API (``batch-api``, ``calibration``,
+        ``eval-sample``, ... : JSON objects).
     :param max_errors: stop reading after this many errors; at least 1.
     :return: the report; ``report.ok`` tells whether the file passed.
     """
+    purpose = str(getattr(purpose, "value", purpose))  # a str-valued enum member is welcome too
     if purpose not in _limits.PURPOSES:
         raise ValueError(f"unknown purpose {purpose!r}: use one of {', '.join(_limits.PURPOSES)}")
     if max_errors < 1:
@@ -63,10 +65,24 @@ def check_file(
     if info.st_size == 0:
         report.errors.append(CheckError(None, "file", "the file is empty"))
         return report
+    try:
+        _check_contents(report, max_errors)
+    except OSError as exc:  # unreadable (permissions, I/O error): a verdict on the file, not a crash
+        report.errors.append(CheckError(None, "file", f"cannot be read: {exc.strerror or exc}"))
+        return report
+    if report.num_samples < _limits.MIN_SAMPLES and not report.errors:
+        report.errors.append(
+            CheckError(None, "file", f"the file holds no samples; at least {_limits.MIN_SAMPLES} is needed")
+        )
+    return report
+
+
+def _check_contents(report: CheckReport, max_errors: int) -> None:
+    """Read the file with the checker of its type (imported on demand: Parquet pulls in pyarrow)."""
     if report.file_type == "jsonl":
         from airflow_provider_together.datasets._jsonl import JsonlChecker
 
-        JsonlChecker(report, max_errors).run(name)
+        JsonlChecker(report, max_errors).run(report.path)
     elif report.file_type == "csv":
         from airflow_provider_together.datasets._csv import check_csv
 
@@ -75,8 +91,3 @@ def check_file(
         from airflow_provider_together.datasets._parquet import check_parquet
 
         check_parquet(report, max_errors)
-    if report.num_samples < _limits.MIN_SAMPLES and not report.errors:
-        report.errors.append(
-            CheckError(None, "file", f"the file holds no samples; at least {_limits.MIN_SAMPLES} is needed")
-        )
-    return report

@@ -10,6 +10,8 @@ from airflow_provider_together.datasets._report import CheckError
 if TYPE_CHECKING:
     from airflow_provider_together.datasets._report import CheckReport
 
+_FIELD_SIZE_LIMIT = 2**31 - 1
+
 
 def check_csv(report: CheckReport, max_errors: int) -> None:
     """Check the CSV file of ``report`` row by row, streaming, filling in the report.
@@ -28,6 +30,9 @@ def check_csv(report: CheckReport, max_errors: int) -> None:
         )
         return
     errors = report.errors
+    # The csv module refuses fields over 128 KiB by default; evaluation data may hold whole documents.
+    # The limit is process-wide, so it is restored afterwards.
+    previous_limit = csv.field_size_limit(_FIELD_SIZE_LIMIT)
     try:
         with open(report.path, encoding="utf-8", newline="") as stream:
             reader = csv.reader(stream)
@@ -57,3 +62,5 @@ def check_csv(report: CheckReport, max_errors: int) -> None:
         )
     except csv.Error as exc:
         errors.append(CheckError(None, "file", f"not a readable CSV file ({exc})"))
+    finally:
+        csv.field_size_limit(previous_limit)

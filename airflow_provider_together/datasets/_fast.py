@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from airflow_provider_together.datasets import _rules, _schema
+from airflow_provider_together.datasets import _sample, _schema
 from airflow_provider_together.datasets._report import DatasetFormat
 from airflow_provider_together.datasets._turns import TURNS_RE
 
@@ -29,7 +29,6 @@ SAMPLE_OVERHEAD = 12
 # message any continuation starts with an assistant letter, so "an assistant is present" is a lookahead.
 _SFT_TURNS = rf"s?u(?=[ac]){TURNS_RE.pattern.removeprefix('s?u')}"
 _SFT_TURNS_RE = re.compile(_SFT_TURNS)
-_BLOCK_TURNS_RE = re.compile(rf"(?:{_SFT_TURNS}\n)*{_SFT_TURNS}")
 _PLAIN_LETTERS: dict[type, str] = {
     _schema.PlainSystem: "s",
     _schema.PlainUser: "u",
@@ -50,7 +49,7 @@ class BlockOutcome:
     """What the fast path vouched for in a block.
 
     :param samples: accepted (non-blank) lines.
-    :param flags: ``_rules`` flags raised by accepted lines.
+    :param flags: ``_sample`` flags raised by accepted lines.
     :param text_bytes: the token-estimate byte count of accepted lines.
     :param rejected: indices of lines the precise checker must look at (blank lines included).
     """
@@ -69,53 +68,39 @@ def check_block(lines: list[bytes], fmt: DatasetFormat) -> BlockOutcome | None:
     return checker(lines)
 
 
-def _conversation_letters(
+def _letters_and_flags(
     messages: list[_schema.System | _schema.User | _schema.Assistant | _schema.Tool],
-) -> str:
-    """Return the turn-order letters of a rich conversation, or ``""`` to reject it."""
+) -> tuple[str, int]:
+    """Return the turn-order letters and flags of rich messages; ``""`` letters reject the sample."""
     letters = []
+    flags = 0
     for message in messages:
+        if message.weight is not _UNSET:
+            flags |= _sample.MESSAGE_WEIGHTS
         if type(message) is _schema.Assistant:
             if message.tool_calls is _UNSET:
                 if message.content is None:
-                    return ""
+                    return "", 0
                 letters.append("a")
             else:
                 letters.append("c")
+                flags |= _sample.TOOLS
+            if message.reasoning is not _UNSET or message.reasoning_content is not _UNSET:
+                flags |= _sample.REASONING
         elif type(message) is _schema.User:
             letters.append("u")
         elif type(message) is _schema.System:
             letters.append("s")
         else:
             letters.append("t")
-    return "".join(letters)
-
-
-def _message_flags(messages: list[_schema.System | _schema.User | _schema.Assistant | _schema.Tool]) -> int:
-    flags = 0
-    for message in messages:
-        if message.weight is not _UNSET:
-            flags |= _rules.MESSAGE_WEIGHTS
-        if type(message) is _schema.Assistant:
-            flags |= _assistant_flags(message)
-        elif type(message) is _schema.Tool:
-            flags |= _rules.TOOLS
-    return flags
+            flags |= _sample.TOOLS
+    return "".join(letters), flags
 
 
 def _assistant_flags(message: _schema.Assistant | _schema.OutputAssistant) -> int:
-    flags = 0 if message.tool_calls is _UNSET else _rules.TOOLS
+    flags = 0 if message.tool_calls is _UNSET else _sample.TOOLS
     if message.reasoning is not _UNSET or message.reasoning_content is not _UNSET:
-        flags |= _rules.REASONING
-    return flags
-
-
-def _rich_flags(sample: _schema.Conversation) -> int:
-    flags = _message_flags(sample.messages)
-    if sample.weight is not _UNSET:
-        flags |= _rules.SAMPLE_WEIGHTS
-    if sample.tools is not _UNSET:
-        flags |= _rules.TOOLS
+        flags |= _sample.REASONING
     return flags
 
 
@@ -133,23 +118,20 @@ def _check_preferences(lines: list[bytes]) -> BlockOutcome:
             rejected.append(index)
             continue
         messages = sample.input.messages
-        letters = _conversation_letters(messages)
+        letters, sample_flags = _letters_and_flags(messages)
         outputs = (sample.preferred_output[0], sample.non_preferred_output[0])
         if (
             not letters
             or letters[-1] in "ac"  # the outputs answer the input, so it cannot end on the assistant
             or _turns_match(letters) is None
+            or sample_flags & _sample.MESSAGE_WEIGHTS  # DPO has no message weights
             or any(output.content is None and output.tool_calls is _UNSET for output in outputs)
         ):
             rejected.append(index)
             continue
-        sample_flags = _message_flags(messages)
-        if sample_flags & _rules.MESSAGE_WEIGHTS:  # DPO has no message weights
-            rejected.append(index)
-            continue
         flags |= sample_flags | _assistant_flags(outputs[0]) | _assistant_flags(outputs[1])
         if sample.input.tools is not _UNSET:
-            flags |= _rules.TOOLS
+            flags |= _sample.TOOLS
         messages_total += len(messages) + 2
         accepted_bytes += len(line)
     outcome.samples = len(lines) - len(rejected)
@@ -164,49 +146,58 @@ def _check_conversations(lines: list[bytes]) -> BlockOutcome:
     outcome = BlockOutcome()
     rejected = outcome.rejected
     plain_decode = _plain_decode
-    letter_of = _PLAIN_LETTERS.__getitem__
-    # One turn-order word per decoded line; the whole block is matched by a single regex call.
-    words: list[str] = []
-    word_lines: list[int] = []
-    flags = 0
+    # Role sequences of plain lines already matched in this block: a file has few distinct ones, so most
+    # lines cost one set lookup instead of building their turn-order word.
+    valid_roles: set[tuple[type, ...]] = set()
+    messages_total = accepted_bytes = flags = 0
+    # Files are homogeneous: once a line needed the rich shape (weights, tools, reasoning), the next lines
+    # most likely do too, and the rich shape accepts plain lines as well, so stop trying the plain one.
+    rich_mode = False
     for index, line in enumerate(lines):
-        try:
-            words.append("".join(map(letter_of, map(type, plain_decode(line).messages))))
-        except _DecodeErrors:
-            # Not the plain shape: try the rich one (weights, tools, reasoning) before giving up.
+        if not rich_mode:
             try:
-                sample = _conversation_decode(line)
+                roles = tuple(map(type, plain_decode(line).messages))
             except _DecodeErrors:
-                rejected.append(index)
+                pass
+            else:
+                if roles not in valid_roles:
+                    if _SFT_TURNS_RE.fullmatch("".join([_PLAIN_LETTERS[role] for role in roles])) is None:
+                        rejected.append(index)
+                        continue
+                    valid_roles.add(roles)
+                messages_total += len(roles)
+                accepted_bytes += len(line)
                 continue
-            letters = _conversation_letters(sample.messages)
-            if not letters:
-                rejected.append(index)
-                continue
-            words.append(letters)
-            flags |= _rich_flags(sample)
-        word_lines.append(index)
-    if words and _BLOCK_TURNS_RE.fullmatch("\n".join(words)) is None:
-        # Some word is wrong: find which, one by one (rare, so the cost does not matter).
-        kept = [
-            (word, index)
-            for word, index in zip(words, word_lines, strict=True)
-            if _SFT_TURNS_RE.fullmatch(word)
-        ]
-        rejected.extend(
-            index for word, index in zip(words, word_lines, strict=True) if not _SFT_TURNS_RE.fullmatch(word)
-        )
-        rejected.sort()
-        words = [word for word, _ in kept]
-        word_lines = [index for _, index in kept]
-    outcome.samples = len(words)
+        rich = _rich_conversation(line)
+        if rich is None:
+            rejected.append(index)
+            continue
+        rich_mode = True
+        messages_total += rich[0]
+        flags |= rich[1]
+        accepted_bytes += len(line)
+    outcome.samples = len(lines) - len(rejected)
     outcome.flags = flags
-    messages_total = sum(map(len, words))
-    accepted_bytes = sum([len(lines[index]) for index in word_lines])
     outcome.text_bytes = (
         accepted_bytes - SAMPLE_OVERHEAD * outcome.samples - MESSAGE_OVERHEAD * messages_total
     )
     return outcome
+
+
+def _rich_conversation(line: bytes) -> tuple[int, int] | None:
+    """Return ``(messages, flags)`` of a valid conversation with optional features, else ``None``."""
+    try:
+        sample = _conversation_decode(line)
+    except _DecodeErrors:
+        return None
+    letters, flags = _letters_and_flags(sample.messages)
+    if not letters or _SFT_TURNS_RE.fullmatch(letters) is None:
+        return None
+    if sample.weight is not _UNSET:
+        flags |= _sample.SAMPLE_WEIGHTS
+    if sample.tools is not _UNSET:
+        flags |= _sample.TOOLS
+    return len(letters), flags
 
 
 def _simple_checker(
@@ -227,7 +218,7 @@ def _simple_checker(
             if sample.weight is not _UNSET:
                 weighted = True
         outcome.samples = len(lines) - len(rejected)
-        outcome.flags = _rules.SAMPLE_WEIGHTS if weighted else 0
+        outcome.flags = _sample.SAMPLE_WEIGHTS if weighted else 0
         outcome.text_bytes = (
             accepted_bytes - (SAMPLE_OVERHEAD + MESSAGE_OVERHEAD * messages) * outcome.samples
         )

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from airflow_provider_together.datasets import _fast, _rules
+from airflow_provider_together.datasets import _fast, _rules, _sample
 from airflow_provider_together.datasets._lines import BLOCK_SIZE, iter_line_blocks
 from airflow_provider_together.datasets._report import CheckError
 
@@ -47,11 +47,11 @@ class JsonlChecker:
         except _StopCheck:
             self.report.truncated = True
         report = self.report
-        report.has_message_weights = bool(self.flags & _rules.MESSAGE_WEIGHTS)
-        report.has_sample_weights = bool(self.flags & _rules.SAMPLE_WEIGHTS)
-        report.has_tools = bool(self.flags & _rules.TOOLS)
-        report.has_reasoning = bool(self.flags & _rules.REASONING)
-        report.is_multimodal = bool(self.flags & _rules.MULTIMODAL)
+        report.has_message_weights = bool(self.flags & _sample.MESSAGE_WEIGHTS)
+        report.has_sample_weights = bool(self.flags & _sample.SAMPLE_WEIGHTS)
+        report.has_tools = bool(self.flags & _sample.TOOLS)
+        report.has_reasoning = bool(self.flags & _sample.REASONING)
+        report.is_multimodal = bool(self.flags & _sample.MULTIMODAL)
         report.estimated_tokens = max(0, self.text_bytes) // _BYTES_PER_TOKEN
 
     def _block(self, lines: list[bytes]) -> None:

@@ -10,7 +10,7 @@ from airflow_provider_together.datasets._report import CheckError
 if TYPE_CHECKING:
     from airflow_provider_together.datasets._report import CheckReport
 
-_BATCH_ROWS = 4096
+_BATCH_ROWS = 256
 
 
 def check_parquet(report: CheckReport, max_errors: int) -> None:
@@ -61,23 +61,31 @@ def check_parquet(report: CheckReport, max_errors: int) -> None:
                 CheckError(None, name, f"must be a list of integers per row, got {schema.field(name).type}")
             )
     report.num_samples = parquet.metadata.num_rows
-    if errors or len(names) < 2:
+    if errors:
         return
-    # Every token column must have one value per token of input_ids, row by row.
+    # Row by row: input_ids must be present, and every token column must have one value per input id.
+    # Batches are small because a pre-tokenised row can hold tens of thousands of tokens per column.
     row = 0
     for batch in parquet.iter_batches(batch_size=_BATCH_ROWS):
-        lengths = pc.list_value_length(batch.column("input_ids"))
+        input_ids = batch.column("input_ids")
+        lengths = pc.list_value_length(input_ids)
+        problems: list[tuple[int, str, str]] = [
+            (index, "input_ids", "is null or empty: every row needs its token ids")
+            for index in pc.indices_nonzero(pc.fill_null(pc.equal(lengths, 0), True)).to_pylist()
+        ]
         for name in names:
             if name == "input_ids":
                 continue
-            mismatch = pc.not_equal(pc.list_value_length(batch.column(name)), lengths)
-            for index in pc.indices_nonzero(pc.fill_null(mismatch, True)).to_pylist():
-                errors.append(
-                    CheckError(row + index + 1, name, "has a different length than input_ids in this row")
-                )
-                if len(errors) >= max_errors:
-                    report.truncated = True
-                    return
+            mismatch = pc.fill_null(pc.not_equal(pc.list_value_length(batch.column(name)), lengths), True)
+            problems.extend(
+                (index, name, "has a different number of values than input_ids in this row")
+                for index in pc.indices_nonzero(mismatch).to_pylist()
+            )
+        for index, name, message in sorted(problems):
+            errors.append(CheckError(row + index + 1, name, message))
+            if len(errors) >= max_errors:
+                report.truncated = True
+                return
         row += batch.num_rows
 
 

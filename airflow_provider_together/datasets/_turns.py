@@ -44,11 +44,11 @@ _EXPECTED = {
     TOOL: "tool results must be followed by another tool result or an assistant message",
 }
 _NAMES = {
-    SYSTEM: "system",
-    USER: "user",
-    ASSISTANT: "assistant",
-    TOOL_CALL: "assistant (with tool_calls)",
-    TOOL: "tool",
+    SYSTEM: "a system",
+    USER: "a user",
+    ASSISTANT: "an assistant",
+    TOOL_CALL: "an assistant (with tool_calls)",
+    TOOL: "a tool",
 }
 
 
@@ -64,8 +64,8 @@ def first_turn_error(letters: str) -> tuple[int, str] | None:
         following = _NEXT[state].get(letter)
         if following is None:
             if state == _START:
-                return index, f"the conversation starts with a {_NAMES[letter]} message: {_EXPECTED[state]}"
-            return index, f"a {_NAMES[letter]} message follows a {_NAMES[state]} message: {_EXPECTED[state]}"
+                return index, f"the conversation starts with {_NAMES[letter]} message: {_EXPECTED[state]}"
+            return index, f"{_NAMES[letter]} message follows {_NAMES[state]} message: {_EXPECTED[state]}"
         state = following
     if state not in _ENDS:
         return len(letters), f"the conversation ends too early: {_EXPECTED[state]}"

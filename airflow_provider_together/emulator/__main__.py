@@ -32,13 +32,21 @@ def parser() -> argparse.ArgumentParser:
         default=os.environ.get("TOGETHER_EMULATOR_API_KEY", DEFAULT_API_KEY),
         help="the accepted Bearer key (default $TOGETHER_EMULATOR_API_KEY or 'emulator-key')",
     )
-    p.add_argument("--speed", type=float, default=1.0, help="virtual seconds per second (100 = jobs 100x faster)")
-    p.add_argument("--state", type=Path, default=None, help="SQLite file: keep files and jobs across restarts")
+    p.add_argument(
+        "--speed", type=float, default=1.0, help="virtual seconds per second (100 = jobs 100x faster)"
+    )
+    p.add_argument(
+        "--state", type=Path, default=None, help="SQLite file: keep files and jobs across restarts"
+    )
     p.add_argument("--seed", type=int, default=None, help="seed for probabilistic faults")
     p.add_argument("--credit-limit", type=float, default=100.0, help="user_limit of price estimates, in USD")
     p.add_argument("--min-charge", type=float, default=4.0, help="minimum charge per job, in USD")
-    p.add_argument("--multipart-threshold", type=int, default=5 * 2**30, help="largest single-PUT upload, bytes")
-    p.add_argument("--min-part-size", type=int, default=5 * 2**20, help="smallest multipart part (but the last), bytes")
+    p.add_argument(
+        "--multipart-threshold", type=int, default=5 * 2**30, help="largest single-PUT upload, bytes"
+    )
+    p.add_argument(
+        "--min-part-size", type=int, default=5 * 2**20, help="smallest multipart part (but the last), bytes"
+    )
     p.add_argument(
         "--fault",
         action="append",
@@ -53,7 +61,9 @@ def parser() -> argparse.ArgumentParser:
         default=Scenario.COMPLETE.value,
         help="how every job ends unless an admin rule says otherwise",
     )
-    p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument(
+        "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"]
+    )
     p.add_argument("--access-log", action="store_true", help="log every request (slower)")
     return p
 

@@ -53,7 +53,9 @@ class AdminClient:
         :param kind: ``status``, ``latency``, ``drop`` or ``ambiguous``.
         :param options: ``status``, ``rate``, ``count``, ``latency_ms``, ``retry_after``, ``message``.
         """
-        result: dict[str, Any] = self._call("POST", "/faults", {"route": route, "kind": kind, **options})["data"][0]
+        result: dict[str, Any] = self._call("POST", "/faults", {"route": route, "kind": kind, **options})[
+            "data"
+        ][0]
         return result
 
     def faults(self) -> list[dict[str, Any]]:
@@ -74,7 +76,13 @@ class AdminClient:
         self._call("POST", "/scenarios", {"default": scenario, "params": params})
 
     def add_scenario(
-        self, scenario: str, *, model: str | None = None, suffix: str | None = None, count: int | None = None, **params: Any
+        self,
+        scenario: str,
+        *,
+        model: str | None = None,
+        suffix: str | None = None,
+        count: int | None = None,
+        **params: Any,
     ) -> dict[str, Any]:
         """Make future jobs matching ``model``/``suffix`` (at most ``count`` of them) follow ``scenario``."""
         body = {"scenario": scenario, "model": model, "suffix": suffix, "count": count, "params": params}
@@ -87,7 +95,9 @@ class AdminClient:
 
     def set_job_scenario(self, job_id: str, scenario: str, **params: Any) -> dict[str, Any]:
         """Change how an existing job ends, from now on."""
-        result: dict[str, Any] = self._call("POST", f"/jobs/{job_id}/scenario", {"scenario": scenario, "params": params})
+        result: dict[str, Any] = self._call(
+            "POST", f"/jobs/{job_id}/scenario", {"scenario": scenario, "params": params}
+        )
         return result
 
     def jobs(self) -> list[dict[str, Any]]:

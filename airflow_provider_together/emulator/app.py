@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -23,6 +22,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from airflow_provider_together.emulator.errors import APIError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
+
     from airflow_provider_together.emulator.state import EmulatorState
 
 __all__ = ["TRANSPORT_KEY", "FastJSON", "GatedRoute", "create_app", "error_response", "state_of"]
@@ -78,7 +79,7 @@ class GatedRoute(APIRoute):
     The presigned upload URL (``/_upload/...``) is counted and can be faulted, but needs no key, like S3.
     """
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         """Wrap FastAPI's handler with the gate."""
         handler = super().get_route_handler()
         keys = {method: f"{method} {self.path}" for method in self.methods}
@@ -137,7 +138,12 @@ def create_app(state: EmulatorState) -> FastAPI:
     """
     from airflow_provider_together.emulator import routes_admin, routes_files, routes_jobs
 
-    app = FastAPI(title="Together API emulator", docs_url="/_emulator/docs", openapi_url="/_emulator/openapi.json", redoc_url=None)
+    app = FastAPI(
+        title="Together API emulator",
+        docs_url="/_emulator/docs",
+        openapi_url="/_emulator/openapi.json",
+        redoc_url=None,
+    )
     app.state.emulator = state
     app.include_router(routes_files.router)
     app.include_router(routes_jobs.router)

@@ -27,7 +27,13 @@ def build_archive(job_id: str, output_name: str, model: str, variant: str, step:
     weights = (seed * 2048)[: 64 * 1024]
     files = {
         "config.json": json.dumps(
-            {"base_model": model, "fine_tune_job": job_id, "model_output_name": output_name, "checkpoint": variant, "step": step},
+            {
+                "base_model": model,
+                "fine_tune_job": job_id,
+                "model_output_name": output_name,
+                "checkpoint": variant,
+                "step": step,
+            },
             indent=2,
         ).encode(),
         "README.md": f"# {output_name}\n\nFine-tuned from {model} by the Together emulator (job {job_id}).\n".encode(),
@@ -64,5 +70,10 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     except ValueError:
         return None
     if start >= size or start > end:
-        raise APIError(416, f"Requested range {spec} not satisfiable for {size} bytes", param="Range", headers={"Content-Range": f"bytes */{size}"})
+        raise APIError(
+            416,
+            f"Requested range {spec} not satisfiable for {size} bytes",
+            param="Range",
+            headers={"Content-Range": f"bytes */{size}"},
+        )
     return start, end

@@ -26,7 +26,11 @@ from airflow_provider_together.emulator.timeline import Scenario
 __all__ = ["FaultKind", "FaultRule", "Faults", "ScenarioRule", "parse_fault_spec"]
 
 _MESSAGES = {
-    429: ("Rate limit exceeded: too many requests, please retry later", "rate_limit_exceeded", "dynamic_request_limited"),
+    429: (
+        "Rate limit exceeded: too many requests, please retry later",
+        "rate_limit_exceeded",
+        "dynamic_request_limited",
+    ),
     500: ("Internal server error", "server_error", None),
     502: ("Bad gateway", "server_error", None),
     503: ("The server is overloaded or not ready yet.", "service_unavailable", None),
@@ -78,7 +82,9 @@ class FaultRule:
 
     def error(self) -> APIError:
         """The error answer this rule produces."""
-        message, type_, code = _MESSAGES.get(self.status, (f"Emulated error {self.status}", "server_error", None))
+        message, type_, code = _MESSAGES.get(
+            self.status, (f"Emulated error {self.status}", "server_error", None)
+        )
         headers = {}
         if self.retry_after is not None:
             headers["Retry-After"] = f"{self.retry_after:g}"
@@ -147,7 +153,9 @@ class Faults:
         if not self.rules:
             return decision
         for rule in self.rules:
-            if not rule.matches(route_key, concrete) or (rule.rate < 1.0 and self._random.random() >= rule.rate):
+            if not rule.matches(route_key, concrete) or (
+                rule.rate < 1.0 and self._random.random() >= rule.rate
+            ):
                 continue
             if rule.kind is FaultKind.LATENCY:
                 rule.hits += 1

@@ -49,20 +49,37 @@ class JobRecord:
     price_nano: int
     numlines: int
     file_size: int
+    deleted: bool = False
     plan_cache: tuple[int, timeline.Plan] | None = field(default=None, repr=False, compare=False)
 
     def to_row(self) -> dict[str, Any]:
         """Serialise for persistence (the plan is rebuilt on load)."""
         spec = dataclasses.asdict(self.spec)
         spec["scenario"] = self.spec.scenario.value
-        return {"spec": spec, "echo": self.echo, "created_wall": self.created_wall, "price_nano": self.price_nano, "numlines": self.numlines, "file_size": self.file_size}
+        return {
+            "spec": spec,
+            "echo": self.echo,
+            "created_wall": self.created_wall,
+            "price_nano": self.price_nano,
+            "numlines": self.numlines,
+            "file_size": self.file_size,
+            "deleted": self.deleted,
+        }
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> JobRecord:
         """Rebuild from :meth:`to_row` output."""
         spec = dict(row["spec"])
         spec["scenario"] = timeline.Scenario(spec["scenario"])
-        return cls(timeline.JobSpec(**spec), row["echo"], row["created_wall"], row["price_nano"], row["numlines"], row["file_size"])
+        return cls(
+            timeline.JobSpec(**spec),
+            row["echo"],
+            row["created_wall"],
+            row["price_nano"],
+            row["numlines"],
+            row["file_size"],
+            row.get("deleted", False),
+        )
 
 
 class JobStore:
@@ -76,12 +93,16 @@ class JobStore:
         self.clock = clock
         self.jobs: dict[str, JobRecord] = {}
 
-    def get(self, job_id: str) -> JobRecord:
-        """Return a job or raise the API's 404."""
+    def get(self, job_id: str, *, include_deleted: bool = False) -> JobRecord:
+        """Return a job or raise the API's 404 (deleted jobs are only visible to the admin API)."""
         record = self.jobs.get(job_id)
-        if record is None:
+        if record is None or (record.deleted and not include_deleted):
             raise not_found("Fine-tune job", job_id, param="id")
         return record
+
+    def visible(self) -> list[JobRecord]:
+        """Jobs the API lists (not deleted), in creation order."""
+        return [record for record in self.jobs.values() if not record.deleted]
 
     def plan(self, record: JobRecord) -> timeline.Plan:
         """The job's plan, rebuilt only when its spec or the clock's speed changed."""
@@ -90,7 +111,9 @@ class JobStore:
             record.plan_cache = (key, timeline.plan(record.spec))
         return record.plan_cache[1]
 
-    def create(self, resolved: Resolved, *, scenario: timeline.Scenario, params: dict[str, Any], min_charge: float) -> JobRecord:
+    def create(
+        self, resolved: Resolved, *, scenario: timeline.Scenario, params: dict[str, Any], min_charge: float
+    ) -> JobRecord:
         """Register a job for an already-validated request."""
         now_v = self.clock.now()
         job_id = f"ft-{uuid.uuid4()}"
@@ -99,7 +122,9 @@ class JobStore:
         suffix = f"-{echo['suffix']}" if echo.get("suffix") else ""
         output = f"{ACCOUNT}/{base}{suffix}-{secrets.token_hex(4)}"
         numlines = int((resolved.train_file.check or {}).get("nlines") or 1)
-        dollars, train_tokens, eval_tokens = price_usd(resolved, echo["n_epochs"], echo["n_evals"], min_charge)
+        dollars, train_tokens, eval_tokens = price_usd(
+            resolved, echo["n_epochs"], echo["n_evals"], min_charge
+        )
         wandb_url = None
         if resolved.wandb:
             host = echo.get("wandb_base_url") or "https://wandb.ai"
@@ -113,7 +138,7 @@ class JobStore:
             n_checkpoints=echo["n_checkpoints"],
             n_evals=echo["n_evals"],
             steps_per_epoch=max(1, math.ceil(numlines / resolved.batch_size)),
-            queue_ahead=sum(1 for job in self.jobs.values() if not self._terminal(job, now_v)),
+            queue_ahead=sum(1 for job in self.visible() if not self._terminal(job, now_v)),
             token_count=train_tokens + eval_tokens,
             param_count=int(resolved.entry.params_b * 1e9),
             lora=resolved.lora,
@@ -123,7 +148,9 @@ class JobStore:
             scenario_params=params,
             scenario_not_before=now_v,
         )
-        record = JobRecord(spec, echo, self.clock.wall_of(now_v), round(dollars * 1e9), numlines, resolved.train_file.bytes)
+        record = JobRecord(
+            spec, echo, self.clock.wall_of(now_v), round(dollars * 1e9), numlines, resolved.train_file.bytes
+        )
         self.jobs[job_id] = record
         return record
 
@@ -139,10 +166,15 @@ class JobStore:
         record = self.get(job_id)
         now_v = self.clock.now()
         status = timeline.progress_at(record.spec, self.plan(record), now_v).status
-        if record.spec.cancel_v is not None:
-            return record
         if status in _TERMINAL:
-            raise APIError(400, f"Job {job_id} is already {status} and cannot be cancelled", param="id", code="invalid_state")
+            raise APIError(
+                400,
+                f"Job {job_id} is already {status} and cannot be cancelled",
+                param="id",
+                code="invalid_state",
+            )
+        if record.spec.cancel_v is not None:
+            return record  # a repeated cancel while the first one is in progress is not an error
         record.spec = dataclasses.replace(record.spec, cancel_v=now_v)
         record.plan_cache = None
         return record
@@ -150,21 +182,32 @@ class JobStore:
     def set_scenario(self, job_id: str, scenario: timeline.Scenario, params: dict[str, Any]) -> JobRecord:
         """Change how a running job ends, from now on (the past it already showed is kept)."""
         record = self.get(job_id)
-        record.spec = dataclasses.replace(record.spec, scenario=scenario, scenario_params=params, scenario_not_before=self.clock.now())
+        record.spec = dataclasses.replace(
+            record.spec, scenario=scenario, scenario_params=params, scenario_not_before=self.clock.now()
+        )
         record.plan_cache = None
         return record
 
-    def delete(self, job_id: str) -> None:
-        """Forget a job."""
-        self.get(job_id)
-        del self.jobs[job_id]
+    def delete(self, job_id: str) -> JobRecord:
+        """
+        Delete a job from the API's point of view.
+
+        The record stays, flagged, for the admin API: a test asserting "exactly one job was created" must
+        still see a job that the code under test created and then deleted.
+        """
+        record = self.get(job_id)
+        record.deleted = True
+        return record
 
     def parents(self) -> dict[str, dict[str, Any]]:
         """Completed jobs by id and by output model name, for ``from_checkpoint``."""
         now_v = self.clock.now()
         found: dict[str, dict[str, Any]] = {}
-        for record in self.jobs.values():
-            if timeline.progress_at(record.spec, self.plan(record), now_v).status == JobStatus.COMPLETED.value:
+        for record in self.visible():
+            if (
+                timeline.progress_at(record.spec, self.plan(record), now_v).status
+                == JobStatus.COMPLETED.value
+            ):
                 info = {"model": record.spec.model, "lora": record.spec.lora}
                 found[record.spec.job_id] = found[record.spec.output_name] = info
         return found
@@ -208,7 +251,9 @@ class JobStore:
             "trainingfile_size": record.file_size,
             "progress": {
                 "estimate_available": bool(estimate and not terminal),
-                "seconds_remaining": 0 if not estimate or now.next_change is None else max(0, math.ceil((now.next_change - now_v) / speed)),
+                "seconds_remaining": 0
+                if not estimate or now.next_change is None
+                else max(0, math.ceil((now.next_change - now_v) / speed)),
             },
             "events": self.events(record, now_v) if full else [],
         }
@@ -224,25 +269,41 @@ class JobStore:
         """Events that have happened, oldest first."""
         now_v = self.clock.now() if now_v is None else now_v
         wall_of = self.clock.wall_of
-        return [{**event, "created_at": iso(wall_of(at))} for at, event in self.plan(record).events if at <= now_v]
+        return [
+            {**event, "created_at": iso(wall_of(at))} for at, event in self.plan(record).events if at <= now_v
+        ]
 
     def checkpoints(self, record: JobRecord) -> list[dict[str, Any]]:
         """Saved checkpoints, newest first (as the service lists them)."""
         now_v = self.clock.now()
-        saved = [{**cp, "created_at": iso(self.clock.wall_of(at))} for at, cp in self.plan(record).checkpoints if at <= now_v]
+        saved = [
+            {**cp, "created_at": iso(self.clock.wall_of(at))}
+            for at, cp in self.plan(record).checkpoints
+            if at <= now_v
+        ]
         return saved[::-1]
 
     def history(self, record: JobRecord) -> list[dict[str, Any]]:
         """Statuses the job went through so far, with when (for the admin API)."""
         now_v = self.clock.now()
-        return [{"status": raw, "at": iso(self.clock.wall_of(at))} for raw, at in self.plan(record).stages if at <= now_v]
+        return [
+            {"status": raw, "at": iso(self.clock.wall_of(at))}
+            for raw, at in self.plan(record).stages
+            if at <= now_v
+        ]
 
-    def metrics(self, record: JobRecord, step_from: int | None, step_to: int | None, resolution: int | None) -> list[dict[str, float]]:
+    def metrics(
+        self, record: JobRecord, step_from: int | None, step_to: int | None, resolution: int | None
+    ) -> list[dict[str, float]]:
         """Training metrics up to the current step: a falling loss and the scheduled learning rate."""
         now = timeline.progress_at(record.spec, self.plan(record), self.clock.now())
         lr = float(record.echo.get("learning_rate", 1e-5))
         points = [
-            {"train/loss": loss, "train/learning_rate": lr * (1 - step / max(record.spec.total_steps, 1)) + lr * 0.01, "train/global_step": float(step)}
+            {
+                "train/loss": loss,
+                "train/learning_rate": lr * (1 - step / max(record.spec.total_steps, 1)) + lr * 0.01,
+                "train/global_step": float(step),
+            }
             for step, loss in timeline.loss_curve(record.spec, now.steps)
             if (step_from is None or step >= step_from) and (step_to is None or step <= step_to)
         ]

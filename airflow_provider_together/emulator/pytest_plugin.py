@@ -17,12 +17,13 @@ Options (``pytest.ini``/``pyproject.toml`` ``[tool.pytest.ini_options]``): ``tog
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from airflow_provider_together.emulator.runner import Emulator
 
 __all__ = ["together_emulator", "together_emulator_conn"]
@@ -60,7 +61,7 @@ def together_emulator(_together_emulator_process: Emulator) -> Emulator:
 
 
 @pytest.fixture
-def together_emulator_conn(together_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
+def together_emulator_conn(together_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
     """The reset emulator, with ``AIRFLOW_CONN_TOGETHER_DEFAULT`` pointing at it for this test."""
     monkeypatch.setenv("AIRFLOW_CONN_TOGETHER_DEFAULT", together_emulator.conn_json())
-    yield together_emulator
+    return together_emulator

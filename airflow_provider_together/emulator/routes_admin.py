@@ -50,7 +50,9 @@ def _scenario(name: Any) -> Scenario:
         return Scenario(name)
     except ValueError:
         choices = ", ".join(s.value for s in Scenario)
-        raise APIError(400, f"unknown scenario {name!r}; expected one of {choices}", param="scenario") from None
+        raise APIError(
+            400, f"unknown scenario {name!r}; expected one of {choices}", param="scenario"
+        ) from None
 
 
 @router.get("/health")
@@ -180,7 +182,7 @@ async def set_job_scenario(job_id: str, request: Request) -> Response:
 
 def _job_summary(request: Request, job_id: str) -> dict[str, Any]:
     state = state_of(request)
-    record = state.jobs.get(job_id)
+    record = state.jobs.get(job_id, include_deleted=True)
     return {
         "id": job_id,
         "status": state.jobs.status(record),
@@ -189,13 +191,14 @@ def _job_summary(request: Request, job_id: str) -> dict[str, Any]:
         "training_file": record.echo.get("training_file"),
         "scenario": record.spec.scenario.value,
         "cancel_requested": record.spec.cancel_v is not None,
+        "deleted": record.deleted,
         "history": state.jobs.history(record),
     }
 
 
 @router.get("/jobs")
 async def list_jobs(request: Request) -> Response:
-    """Every job (deleted ones excluded) with its status history."""
+    """Every job ever created (deleted ones flagged), with its status history."""
     state = state_of(request)
     return FastJSON({"data": [_job_summary(request, job_id) for job_id in state.jobs.jobs]})
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import secrets
+import shutil
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -52,9 +53,47 @@ async def request_upload(request: Request) -> Response:
     return Response(status_code=302, headers={"Location": location, "X-Together-File-Id": record.id})
 
 
+@router.post("/v1/files/upload")
+async def upload_one_shot(request: Request) -> Response:
+    """
+    The spec's one-shot upload (multipart form with a ``file`` part); no SDK uses it, but it is documented.
+
+    Starlette spools the part to a temporary file (on disk past 1 MiB), which is then copied in large blocks.
+    """
+    state = state_of(request)
+    form = await request.form(max_part_size=2**40)
+    try:
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise APIError(400, "file is required (multipart form part)", param="file")
+        fields = {key: str(value) for key, value in form.items() if isinstance(value, str)}
+        record = state.files.new(
+            filename=fields.get("file_name") or upload.filename or "",
+            purpose=fields.get("purpose", "fine-tune"),
+            file_type=fields.get("file_type"),
+            checksum=None,
+        )
+        record.bytes = await asyncio.to_thread(_copy_upload, upload.file, state.files.path(record))
+    finally:
+        await form.close()
+    record.uploaded = True
+    state.files.start_processing(record)
+    state.save_file(record)
+    return FastJSON(record.to_json(state.clock.now()))
+
+
+def _copy_upload(source: Any, target: Any) -> int:
+    source.seek(0)
+    with open(target, "wb") as out:
+        shutil.copyfileobj(source, out, 8 * 1024 * 1024)
+        return out.tell()
+
+
 def _check_token(request: Request, expected: str) -> None:
     if not secrets.compare_digest(request.query_params.get("token", ""), expected):
-        raise APIError(403, "Upload URL signature does not match", type_="access_denied", code="SignatureDoesNotMatch")
+        raise APIError(
+            403, "Upload URL signature does not match", type_="access_denied", code="SignatureDoesNotMatch"
+        )
 
 
 @router.put("/_upload/{file_id}")
@@ -85,7 +124,9 @@ async def preprocess(file_id: str, request: Request) -> Response:
     if record is None:
         raise APIError(404, f"File {file_id} not found", param="file_id", code="not_found")
     if not record.uploaded:
-        raise APIError(400, f"File {file_id} has no content yet: PUT the bytes to the upload URL first", param="file_id")
+        raise APIError(
+            400, f"File {file_id} has no content yet: PUT the bytes to the upload URL first", param="file_id"
+        )
     state.files.start_processing(record)
     state.save_file(record)
     return FastJSON(record.to_json(state.clock.now()))
@@ -103,7 +144,11 @@ async def multipart_initiate(request: Request) -> Response:
     if not isinstance(parts, int) or isinstance(parts, bool) or not 1 <= parts <= settings.max_parts:
         raise APIError(400, f"num_parts must be between 1 and {settings.max_parts}", param="num_parts")
     if parts > 1 and math.ceil(size / parts) < settings.min_part_size_bytes:
-        raise APIError(400, f"parts must be at least {settings.min_part_size_bytes} bytes (except the last)", param="num_parts")
+        raise APIError(
+            400,
+            f"parts must be at least {settings.min_part_size_bytes} bytes (except the last)",
+            param="num_parts",
+        )
     record = state.files.new(
         filename=str(body.get("file_name") or body.get("filename") or ""),
         purpose=str(body.get("purpose", "fine-tune")),
@@ -144,7 +189,12 @@ def _upload(request_body: dict[str, Any], request: Request) -> Any:
     state = state_of(request)
     record = state.files.get(str(request_body.get("file_id", "")))
     if record.upload_id is None or record.upload_id != request_body.get("upload_id"):
-        raise APIError(404, "NoSuchUpload: the upload does not exist or was aborted", param="upload_id", code="NoSuchUpload")
+        raise APIError(
+            404,
+            "NoSuchUpload: the upload does not exist or was aborted",
+            param="upload_id",
+            code="NoSuchUpload",
+        )
     return record
 
 
@@ -163,13 +213,21 @@ async def multipart_complete(request: Request) -> Response:
         etag = str(part.get("etag", part.get("ETag", ""))).strip('"') if isinstance(part, dict) else ""
         stored = record.parts.get(str(number))
         if stored is None or stored[0] != etag:
-            raise APIError(400, f"InvalidPart: part {number} was not uploaded or its ETag does not match", param=f"parts[{index}]")
-        numbers.append(int(number))
+            raise APIError(
+                400,
+                f"InvalidPart: part {number} was not uploaded or its ETag does not match",
+                param=f"parts[{index}]",
+            )
+        numbers.append(int(str(number)))
     if numbers != sorted(numbers) or len(set(numbers)) != len(numbers):
-        raise APIError(400, "InvalidPartOrder: parts must be listed once each in ascending order", param="parts")
+        raise APIError(
+            400, "InvalidPartOrder: parts must be listed once each in ascending order", param="parts"
+        )
     for number in numbers[:-1]:
         if record.parts[str(number)][1] < state.settings.min_part_size_bytes:
-            raise APIError(400, f"EntityTooSmall: part {number} is below the minimum part size", param="parts")
+            raise APIError(
+                400, f"EntityTooSmall: part {number} is below the minimum part size", param="parts"
+            )
     record.bytes = await asyncio.to_thread(state.files.assemble, record, numbers)
     record.uploaded = True
     record.upload_id = None
@@ -226,4 +284,6 @@ async def file_content(file_id: str, request: Request) -> Response:
     record = state.files.get(file_id)
     if not record.uploaded:
         raise APIError(404, f"File {file_id} not found", param="id", code="not_found")
-    return FileResponse(state.files.path(record), media_type="application/octet-stream", filename=record.filename)
+    return FileResponse(
+        state.files.path(record), media_type="application/octet-stream", filename=record.filename
+    )

@@ -73,7 +73,9 @@ async def create_job(request: Request) -> Response:
 async def list_jobs(request: Request) -> Response:
     """List jobs (truncated objects), oldest first, without pagination like the service."""
     state = state_of(request)
-    return FastJSON({"object": "list", "data": [state.jobs.to_json(job, full=False) for job in state.jobs.jobs.values()]})
+    return FastJSON(
+        {"object": "list", "data": [state.jobs.to_json(job, full=False) for job in state.jobs.visible()]}
+    )
 
 
 @router.get("/v1/fine-tunes/{job_id}")
@@ -99,10 +101,10 @@ async def delete_job(job_id: str, request: Request) -> Response:
     record = state.jobs.get(job_id)
     status = state.jobs.status(record)
     if status not in _TERMINAL:
-        raise APIError(400, f"Job {job_id} is {status}; cancel it before deleting it", param="id", code="invalid_state")
-    state.jobs.delete(job_id)
-    if state.store is not None:
-        state.store.delete("jobs", job_id)
+        raise APIError(
+            400, f"Job {job_id} is {status}; cancel it before deleting it", param="id", code="invalid_state"
+        )
+    state.save_job(state.jobs.delete(job_id))
     return FastJSON({"message": f"Fine-tune job {job_id} deleted"})
 
 
@@ -151,13 +153,25 @@ async def download(request: Request) -> Response:
     if variant not in ("merged", "adapter", "model_output_path"):
         raise APIError(400, "checkpoint must be merged, adapter or model_output_path", param="checkpoint")
     if not spec.lora and variant != "model_output_path":
-        raise APIError(400, "Full-training jobs are downloaded with checkpoint=model_output_path", param="checkpoint")
+        raise APIError(
+            400, "Full-training jobs are downloaded with checkpoint=model_output_path", param="checkpoint"
+        )
     if step:
         if not any(cp["step"] == step for cp in state.jobs.checkpoints(record)):
-            raise APIError(404, f"No checkpoint at step {step} for job {job_id}", param="checkpoint_step", code="not_found")
+            raise APIError(
+                404,
+                f"No checkpoint at step {step} for job {job_id}",
+                param="checkpoint_step",
+                code="not_found",
+            )
         variant = "adapter" if spec.lora else "model"
     elif state.jobs.status(record) != JobStatus.COMPLETED.value:
-        raise APIError(400, f"Job {job_id} is not downloadable: it is not in a completed state", param="ft_id", code="not_ready")
+        raise APIError(
+            400,
+            f"Job {job_id} is not downloadable: it is not in a completed state",
+            param="ft_id",
+            code="not_ready",
+        )
     data = build_archive(job_id, spec.output_name, spec.model, variant, step or spec.total_steps)
     name = spec.output_name.split("/")[-1] + (f"-checkpoint-{step}" if step else "") + ".tar.gz"
     headers = {"Accept-Ranges": "bytes", "Content-Disposition": f'attachment; filename="{name}"'}

@@ -15,13 +15,14 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
     from airflow_provider_together.emulator.admin import AdminClient
 
 __all__ = ["DEFAULT_TEST_API_KEY", "Emulator", "run_emulator"]
@@ -72,7 +73,9 @@ class Emulator:
     def conn_json(self, **extra: Any) -> str:
         """JSON for ``AIRFLOW_CONN_TOGETHER_DEFAULT`` pointing at this emulator."""
         options = {"request_timeout": 30, "max_retries": 2, **extra}
-        return json.dumps({"conn_type": "together", "password": self.api_key, "host": self.base_url, "extra": options})
+        return json.dumps(
+            {"conn_type": "together", "password": self.api_key, "host": self.base_url, "extra": options}
+        )
 
     @cached_property
     def admin(self) -> AdminClient:
@@ -83,7 +86,15 @@ class Emulator:
 
     def start(self) -> Emulator:
         """Start the process and wait until it prints its base URL."""
-        command = [sys.executable, "-m", "airflow_provider_together.emulator", "--host", self.host, "--port", str(self.port)]
+        command = [
+            sys.executable,
+            "-m",
+            "airflow_provider_together.emulator",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+        ]
         command += ["--speed", repr(self.speed), *self.extra_args]
         if self.state is not None:
             command += ["--state", str(self.state)]
@@ -102,7 +113,8 @@ class Emulator:
         return self
 
     def _first_line(self) -> str:
-        assert self.process is not None and self.process.stdout is not None
+        assert self.process is not None
+        assert self.process.stdout is not None
         result: list[str] = []
         stdout = self.process.stdout
         got_line = threading.Event()

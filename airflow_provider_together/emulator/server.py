@@ -9,6 +9,7 @@ drop a connection without answering.
 
 from __future__ import annotations
 
+import signal
 import socket
 import sys
 from typing import TYPE_CHECKING, Any
@@ -82,7 +83,13 @@ class _AnnouncingServer(uvicorn.Server):
             sys.stdout.flush()
 
 
-def serve(state: EmulatorState, sock: socket.socket, *, log_level: str = "warning", access_log: bool = False) -> None:
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def serve(
+    state: EmulatorState, sock: socket.socket, *, log_level: str = "warning", access_log: bool = False
+) -> None:
     """
     Serve until SIGTERM/SIGINT (uvicorn's own handlers stop it gracefully), then close the state.
 
@@ -99,6 +106,9 @@ def serve(state: EmulatorState, sock: socket.socket, *, log_level: str = "warnin
         server_header=False,
     )
     server = _AnnouncingServer(config, base_url_of(sock), state)
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the handler it found installed;
+    # this one turns it into a normal exit so the state is closed and the temp data dir removed (exit code 0).
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         server.run(sockets=[sock])
     finally:

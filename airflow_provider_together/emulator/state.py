@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_together.emulator.catalog import load_catalog
 from airflow_provider_together.emulator.clock import Clock
+from airflow_provider_together.emulator.faults import Faults
 from airflow_provider_together.emulator.files import FileRecord, FileStore
 from airflow_provider_together.emulator.jobs import JobRecord, JobStore, price_usd
 from airflow_provider_together.emulator.validation import resolve_request
 from airflow_provider_together.models.status import FileProcessingStatus
-
-from airflow_provider_together.emulator.faults import Faults
 
 if TYPE_CHECKING:
     from airflow_provider_together.emulator.persistence import Persistence
@@ -119,7 +118,12 @@ class EmulatorState:
             if key == "api_key" or not hasattr(self.settings, key):
                 raise ValueError(f"unknown setting {key!r}")
             current = getattr(self.settings, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 and key != "min_charge_usd":
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or value <= 0
+                and key != "min_charge_usd"
+            ):
                 raise ValueError(f"setting {key!r} must be a positive number")
             setattr(self.settings, key, type(current)(value))
             if key == "speed":
@@ -142,9 +146,13 @@ class EmulatorState:
 
     def create_job(self, body: Any) -> JobRecord:
         """Validate a create request and register the job."""
-        resolved = resolve_request(body, catalog=self.catalog, files=self.files, parents=self.jobs.parents(), now_v=self.clock.now())
+        resolved = resolve_request(
+            body, catalog=self.catalog, files=self.files, parents=self.jobs.parents(), now_v=self.clock.now()
+        )
         scenario, params = self.faults.scenario_for(resolved.echo["model"], resolved.echo.get("suffix"))
-        record = self.jobs.create(resolved, scenario=scenario, params=params, min_charge=self.settings.min_charge_usd)
+        record = self.jobs.create(
+            resolved, scenario=scenario, params=params, min_charge=self.settings.min_charge_usd
+        )
         self.save_job(record)
         return record
 
@@ -166,11 +174,15 @@ class EmulatorState:
         request = dict(body) if isinstance(body, dict) else body
         if isinstance(request, dict):
             request.setdefault("n_checkpoints", 1)
-        resolved = resolve_request(request, catalog=self.catalog, files=self.files, parents=self.jobs.parents(), now_v=now_v)
-        dollars, train, evals = price_usd(resolved, resolved.echo["n_epochs"], resolved.echo["n_evals"], self.settings.min_charge_usd)
+        resolved = resolve_request(
+            request, catalog=self.catalog, files=self.files, parents=self.jobs.parents(), now_v=now_v
+        )
+        dollars, train, evals = price_usd(
+            resolved, resolved.echo["n_epochs"], resolved.echo["n_evals"], self.settings.min_charge_usd
+        )
         return {
             "estimation_available": True,
-            "estimated_total_price": round(dollars, 6),
+            "estimated_total_price": dollars,
             "allowed_to_proceed": dollars <= self.settings.credit_limit_usd,
             "user_limit": self.settings.credit_limit_usd,
             "estimated_train_token_count": train,

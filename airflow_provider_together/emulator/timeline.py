@@ -10,10 +10,17 @@ Durations are virtual seconds at ``--speed 1`` (see :mod:`.clock`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from enum import Enum
+from dataclasses import dataclass
 from typing import Any
 
+from airflow_provider_together.emulator.kinds import (
+    DEFAULT_MESSAGES,
+    EventType,
+    JobSpec,
+    Level,
+    Plan,
+    Scenario,
+)
 from airflow_provider_together.models.status import JobStatus
 
 __all__ = ["EventType", "JobSpec", "Level", "Plan", "Scenario", "plan", "progress_at"]
@@ -26,107 +33,9 @@ CANCEL_S = 2.0
 MIN_TRAIN_S, MAX_TRAIN_S, STEP_S = 10.0, 60.0, 0.1
 
 
-class Scenario(str, Enum):
-    """How a job's life ends; set per emulator, per matching job or on one job through the admin API."""
-
-    COMPLETE = "complete"
-    ERROR = "error"
-    USER_ERROR = "user_error"
-    STALL = "stall"
-    UNKNOWN_STATUS = "unknown_status"
-
-
-class EventType(str, Enum):
-    """Event ``type`` values the emulator emits (the spec's lowercase spelling, plus ``eval_complete``)."""
-
-    JOB_PENDING = "job_pending"
-    JOB_START = "job_start"
-    MODEL_DOWNLOADING = "model_downloading"
-    MODEL_DOWNLOAD_COMPLETE = "model_download_complete"
-    TRAINING_DATA_DOWNLOADING = "training_data_downloading"
-    TRAINING_DATA_DOWNLOAD_COMPLETE = "training_data_download_complete"
-    VALIDATION_DATA_DOWNLOADING = "validation_data_downloading"
-    VALIDATION_DATA_DOWNLOAD_COMPLETE = "validation_data_download_complete"
-    WANDB_INIT = "wandb_init"
-    TRAINING_START = "training_start"
-    CHECKPOINT_SAVE = "checkpoint_save"
-    EPOCH_COMPLETE = "epoch_complete"
-    EVAL_COMPLETE = "eval_complete"
-    TRAINING_COMPLETE = "training_complete"
-    MODEL_COMPRESSING = "model_compressing"
-    MODEL_COMPRESSION_COMPLETE = "model_compression_complete"
-    MODEL_UPLOADING = "model_uploading"
-    MODEL_UPLOAD_COMPLETE = "model_upload_complete"
-    JOB_COMPLETE = "job_complete"
-    JOB_ERROR = "job_error"
-    CANCEL_REQUESTED = "cancel_requested"
-    JOB_STOPPED = "job_stopped"
-    REFUND = "refund"
-
-
-class Level(str, Enum):
-    """Event levels (the spec's lowercase spelling)."""
-
-    INFO = "info"
-    WARNING = "warning"
-    ERROR = "error"
-
-
-DEFAULT_MESSAGES = {
-    Scenario.ERROR: (
-        "Job failed due to an internal error: NCCL communicator was aborted on rank 3 (CUDA error: an illegal "
-        "memory access was encountered). Our team has been notified. You have not been charged for this job."
-    ),
-    Scenario.USER_ERROR: (
-        "Job failed: the training data could not be tokenized. Line 1: every sample is longer than "
-        "max_seq_length after truncation, so no training tokens remain. Please check your dataset."
-    ),
-}
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """Everything a plan depends on; persisted, so a restored job replans to the same life."""
-
-    job_id: str
-    model: str
-    output_name: str
-    created_v: float
-    n_epochs: int
-    n_checkpoints: int
-    n_evals: int
-    steps_per_epoch: int
-    queue_ahead: int
-    token_count: int
-    param_count: int
-    lora: bool
-    has_validation: bool
-    wandb_url: str | None
-    scenario: Scenario = Scenario.COMPLETE
-    scenario_params: dict[str, Any] = field(default_factory=dict)
-    scenario_not_before: float = 0.0
-    cancel_v: float | None = None
-
-    @property
-    def total_steps(self) -> int:
-        """Optimizer steps over all epochs."""
-        return self.steps_per_epoch * self.n_epochs
-
-
-@dataclass
-class Plan:
-    """The laid-out life of a job, in virtual seconds."""
-
-    stages: list[tuple[str, float]]
-    events: list[tuple[float, dict[str, Any]]]
-    checkpoints: list[tuple[float, dict[str, Any]]]
-    queued_at: float
-    train_start: float
-    train_end: float
-    freeze_v: float | None = None
-
-
-def _event(kind: EventType, message: str, spec: JobSpec, *, level: Level = Level.INFO, **extra: Any) -> dict[str, Any]:
+def _event(
+    kind: EventType, message: str, spec: JobSpec, *, level: Level = Level.INFO, **extra: Any
+) -> dict[str, Any]:
     # Every field the spec marks required is present, with the neutral values the service sends.
     event: dict[str, Any] = {
         "object": "fine-tune-event",
@@ -152,7 +61,9 @@ def _spread(count: int, total: int) -> list[int]:
     return [max(1, math.ceil(total * k / count)) for k in range(1, count + 1)] if count > 0 else []
 
 
-def _training_events(spec: JobSpec, start: float, length: float) -> tuple[list[tuple[float, dict[str, Any]]], list[tuple[float, dict[str, Any]]]]:
+def _training_events(
+    spec: JobSpec, start: float, length: float
+) -> tuple[list[tuple[float, dict[str, Any]]], list[tuple[float, dict[str, Any]]]]:
     total = spec.total_steps
 
     def at(step: int) -> float:
@@ -164,11 +75,26 @@ def _training_events(spec: JobSpec, start: float, length: float) -> tuple[list[t
     # The last save coincides with the final model, which is reported by the upload events instead.
     for step in _spread(spec.n_checkpoints, total)[:-1]:
         path = f"s3://together-emulator/finetune/{spec.job_id}/checkpoint-{step}"
-        events.append((at(step), _event(EventType.CHECKPOINT_SAVE, f"New checkpoint saved at step {step}", spec, step=step, checkpoint_path=path)))
-        checkpoints.append((at(step), {"step": step, "path": path, "checkpoint_type": "Intermediate", "checkpoint": kind}))
+        events.append(
+            (
+                at(step),
+                _event(
+                    EventType.CHECKPOINT_SAVE,
+                    f"New checkpoint saved at step {step}",
+                    spec,
+                    step=step,
+                    checkpoint_path=path,
+                ),
+            )
+        )
+        checkpoints.append(
+            (at(step), {"step": step, "path": path, "checkpoint_type": "Intermediate", "checkpoint": kind})
+        )
     for epoch in range(1, spec.n_epochs + 1):
         step = epoch * spec.steps_per_epoch
-        events.append((at(step), _event(EventType.EPOCH_COMPLETE, f"Epoch completed, at step {step}", spec, step=step)))
+        events.append(
+            (at(step), _event(EventType.EPOCH_COMPLETE, f"Epoch completed, at step {step}", spec, step=step))
+        )
     for index, step in enumerate(_spread(spec.n_evals, total)):
         loss = _loss(step, total) + 0.05
         message = f"Evaluation {index + 1} complete at step {step}: eval/loss {loss:.4f}"
@@ -201,21 +127,50 @@ def plan(spec: JobSpec) -> Plan:
         (JobStatus.UPLOADING.value, upload_at),
         (JobStatus.COMPLETED.value, done_at),
     ]
-    totals = {"param_count": spec.param_count, "token_count": spec.token_count, "total_steps": spec.total_steps}
+    totals: dict[str, Any] = {
+        "param_count": spec.param_count,
+        "token_count": spec.token_count,
+        "total_steps": spec.total_steps,
+    }
     setup = SETUP_S / 6
     events: list[tuple[float, dict[str, Any]]] = [
         (v0, _event(EventType.JOB_PENDING, "Fine tune request created", spec)),
         (running_at, _event(EventType.JOB_START, "Job started", spec)),
         (running_at + setup, _event(EventType.MODEL_DOWNLOADING, f"Downloading model {spec.model}", spec)),
         (running_at + 2 * setup, _event(EventType.MODEL_DOWNLOAD_COMPLETE, "Model download complete", spec)),
-        (running_at + 3 * setup, _event(EventType.TRAINING_DATA_DOWNLOADING, "Downloading training data", spec)),
-        (running_at + 4 * setup, _event(EventType.TRAINING_DATA_DOWNLOAD_COMPLETE, "Training data download complete", spec)),
+        (
+            running_at + 3 * setup,
+            _event(EventType.TRAINING_DATA_DOWNLOADING, "Downloading training data", spec),
+        ),
+        (
+            running_at + 4 * setup,
+            _event(EventType.TRAINING_DATA_DOWNLOAD_COMPLETE, "Training data download complete", spec),
+        ),
     ]
     if spec.has_validation:
-        events.append((running_at + 4.5 * setup, _event(EventType.VALIDATION_DATA_DOWNLOADING, "Downloading validation data", spec)))
-        events.append((running_at + 5 * setup, _event(EventType.VALIDATION_DATA_DOWNLOAD_COMPLETE, "Validation data download complete", spec)))
+        events.append(
+            (
+                running_at + 4.5 * setup,
+                _event(EventType.VALIDATION_DATA_DOWNLOADING, "Downloading validation data", spec),
+            )
+        )
+        events.append(
+            (
+                running_at + 5 * setup,
+                _event(
+                    EventType.VALIDATION_DATA_DOWNLOAD_COMPLETE, "Validation data download complete", spec
+                ),
+            )
+        )
     if spec.wandb_url:
-        events.append((running_at + 5.5 * setup, _event(EventType.WANDB_INIT, "Weights & Biases run initialized", spec, wandb_url=spec.wandb_url)))
+        events.append(
+            (
+                running_at + 5.5 * setup,
+                _event(
+                    EventType.WANDB_INIT, "Weights & Biases run initialized", spec, wandb_url=spec.wandb_url
+                ),
+            )
+        )
     events.append((train_start, _event(EventType.TRAINING_START, "Training started", spec, **totals)))
     training, checkpoints = _training_events(spec, train_start, train_len)
     events.extend(training)
@@ -225,24 +180,58 @@ def plan(spec: JobSpec) -> Plan:
         (compress_at, _event(EventType.MODEL_COMPRESSING, "Compressing output model", spec)),
         (upload_at - 0.05, _event(EventType.MODEL_COMPRESSION_COMPLETE, "Model compression complete", spec)),
         (upload_at, _event(EventType.MODEL_UPLOADING, "Uploading output model", spec)),
-        (done_at - 0.05, _event(EventType.MODEL_UPLOAD_COMPLETE, "Model upload complete", spec, model_path=model_path)),
-        (done_at, _event(EventType.JOB_COMPLETE, f"Job finished. Model name: {spec.output_name}", spec, model_path=model_path, **totals)),
+        (
+            done_at - 0.05,
+            _event(EventType.MODEL_UPLOAD_COMPLETE, "Model upload complete", spec, model_path=model_path),
+        ),
+        (
+            done_at,
+            _event(
+                EventType.JOB_COMPLETE,
+                f"Job finished. Model name: {spec.output_name}",
+                spec,
+                model_path=model_path,
+                **totals,
+            ),
+        ),
     ]
-    finals = [{"step": spec.total_steps, "path": model_path, "checkpoint_type": "Final", "checkpoint": "model"}]
+    finals = [
+        {"step": spec.total_steps, "path": model_path, "checkpoint_type": "Final", "checkpoint": "model"}
+    ]
     if spec.lora:
         finals = [
-            {"step": spec.total_steps, "path": model_path, "checkpoint_type": "Final Merged", "checkpoint": "model"},
-            {"step": spec.total_steps, "path": f"{model_path}-adapter", "checkpoint_type": "Final Adapter", "checkpoint": "adapter"},
+            {
+                "step": spec.total_steps,
+                "path": model_path,
+                "checkpoint_type": "Final Merged",
+                "checkpoint": "model",
+            },
+            {
+                "step": spec.total_steps,
+                "path": f"{model_path}-adapter",
+                "checkpoint_type": "Final Adapter",
+                "checkpoint": "adapter",
+            },
         ]
     checkpoints += [(done_at, final) for final in finals]
     result = Plan(stages, events, checkpoints, queued_at, train_start, train_end)
     _apply_scenario(result, spec, running_at)
     if spec.cancel_v is not None:
         _cut(result, spec.cancel_v)
-        result.stages += [(JobStatus.CANCEL_REQUESTED.value, spec.cancel_v), (JobStatus.CANCELLED.value, spec.cancel_v + CANCEL_S)]
+        result.stages += [
+            (JobStatus.CANCEL_REQUESTED.value, spec.cancel_v),
+            (JobStatus.CANCELLED.value, spec.cancel_v + CANCEL_S),
+        ]
         result.events += [
             (spec.cancel_v, _event(EventType.CANCEL_REQUESTED, "Cancel requested by user", spec)),
-            (spec.cancel_v + CANCEL_S, _event(EventType.JOB_STOPPED, "Job stopped: cancelled by user. You are charged only for completed steps.", spec)),
+            (
+                spec.cancel_v + CANCEL_S,
+                _event(
+                    EventType.JOB_STOPPED,
+                    "Job stopped: cancelled by user. You are charged only for completed steps.",
+                    spec,
+                ),
+            ),
         ]
     return result
 
@@ -279,7 +268,11 @@ def _apply_scenario(result: Plan, spec: JobSpec, running_at: float) -> None:
     elif spec.scenario is Scenario.UNKNOWN_STATUS:
         at = max(result.train_start + train_len * 0.3, floor)
         raw = str(params.get("status") or "rebalancing")
-        index = next(i for i, stage in enumerate(result.stages) if stage[1] > at) if at < result.stages[-1][1] else len(result.stages)
+        index = (
+            next(i for i, stage in enumerate(result.stages) if stage[1] > at)
+            if at < result.stages[-1][1]
+            else len(result.stages)
+        )
         result.stages.insert(index, (raw, at))
 
 

@@ -8,11 +8,18 @@ out: a 400 in the API's error shape whose ``param`` names the field, a 404 for a
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_together.emulator.checks import (
+    bad,
+    check_int,
+    check_number,
+    scheduler,
+    training_method,
+    training_type,
+)
 from airflow_provider_together.emulator.errors import APIError, not_found
 from airflow_provider_together.models.status import FileProcessingStatus
 
@@ -23,7 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["Resolved", "resolve_request"]
 
 _SUFFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
-_DPO_ONLY = ("dpo_beta", "rpo_alpha", "simpo_gamma", "dpo_normalize_logratios_by_length", "dpo_reference_free")
 
 
 @dataclass
@@ -43,143 +49,58 @@ class Resolved:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _bad(message: str, param: str, code: str | None = "invalid_parameter") -> APIError:
-    return APIError(400, message, param=param, code=code)
-
-
-def _int(body: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
-    value = body.get(name, default)
-    if value is None:
-        value = default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _bad(f"{name} must be an integer, got {value!r}", name)
-    if not low <= value <= high:
-        raise _bad(f"{name} must be between {low} and {high} for this model, got {value}", name)
-    return value
-
-
-def _number(value: Any, name: str, low: float, high: float, *, high_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise _bad(f"{name} must be a number, got {value!r}", name)
-    if value < low or value > high or (high_open and value >= high):
-        bound = f"[{low}, {high})" if high_open else f"[{low}, {high}]"
-        raise _bad(f"{name} must be in {bound}, got {value}", name)
-    return float(value)
-
-
 def _file(files: FileStore, file_id: Any, param: str, now_v: float) -> FileRecord:
     if not isinstance(file_id, str) or not file_id:
-        raise _bad(f"{param} must be a file id", param)
+        raise bad(f"{param} must be a file id", param)
     record = files.files.get(file_id)
     if record is None or not record.uploaded:
         raise not_found("File", file_id, param=param)
     if record.purpose != "fine-tune":
-        raise _bad(f"File {file_id} has purpose {record.purpose!r}; fine-tuning needs purpose 'fine-tune'", param)
+        raise bad(
+            f"File {file_id} has purpose {record.purpose!r}; fine-tuning needs purpose 'fine-tune'", param
+        )
     status = record.status(now_v)
     if status is FileProcessingStatus.PENDING:
-        raise _bad(
+        raise bad(
             f"File {file_id} is not ready yet (processing_status {status.value}); wait until it is COMPLETED",
             param,
             "file_not_ready",
         )
     if status is not FileProcessingStatus.COMPLETED:
         error = (record.check or {}).get("error", "validation failed")
-        raise _bad(f"File {file_id} failed validation ({status.value}): {error}", param, "file_invalid")
+        raise bad(f"File {file_id} failed validation ({status.value}): {error}", param, "file_invalid")
     return record
 
 
-def _training_type(body: dict[str, Any], entry: ModelEntry, default_lora: bool) -> tuple[bool, dict[str, Any]]:
-    raw = body.get("training_type")
-    lora_limits = entry.limits["lora_training"]
-    if raw is None:
-        raw = {"type": "Lora"} if default_lora else {"type": "Full"}
-    if not isinstance(raw, dict) or str(raw.get("type", "")).lower() not in ("lora", "full", ""):
-        raise _bad("training_type.type must be 'Lora' or 'Full'", "training_type.type")
-    if str(raw.get("type", "")).lower() in ("full", ""):
-        if not entry.supports_full:
-            raise _bad(f"Full training is not supported for model {entry.name}; use LoRA", "training_type")
-        return False, {"type": "Full"}
-    rank = raw.get("lora_r", lora_limits["default_rank"])
-    if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= lora_limits["max_rank"]:
-        raise _bad(f"lora_r must be an integer in [1, {lora_limits['max_rank']}] for {entry.name}, got {rank!r}", "training_type.lora_r")
-    alpha = raw.get("lora_alpha", 2 * rank)
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 0:
-        raise _bad(f"lora_alpha must be a positive number, got {alpha!r}", "training_type.lora_alpha")
-    dropout = _number(raw.get("lora_dropout", 0.0), "training_type.lora_dropout", 0.0, 1.0, high_open=True)
-    modules = raw.get("lora_trainable_modules", "all-linear") or "all-linear"
-    if not isinstance(modules, str):
-        raise _bad("lora_trainable_modules must be a comma-separated string", "training_type.lora_trainable_modules")
-    if modules != "all-linear":
-        names = {name.strip() for name in modules.split(",") if name.strip()}
-        allowed = set(lora_limits["target_modules"])
-        unknown = sorted(names - allowed)
-        if not names or unknown:
-            shown = ", ".join(unknown) or repr(modules)
-            raise _bad(f"Invalid LoRA target modules {shown}; allowed: {', '.join(sorted(allowed))}", "training_type.lora_trainable_modules")
-        if names & entry.expert_modules and names - entry.expert_modules:
-            raise _bad("Expert modules (w_up, w_gate, w_down) cannot be combined with attention modules", "training_type.lora_trainable_modules")
-    return True, {"type": "Lora", "lora_r": rank, "lora_alpha": int(alpha), "lora_dropout": dropout, "lora_trainable_modules": modules}
-
-
-def _training_method(body: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
-    raw = body.get("training_method") or {"method": "sft"}
-    if not isinstance(raw, dict) or raw.get("method") not in ("sft", "dpo"):
-        raise _bad("training_method.method must be 'sft' or 'dpo'", "training_method.method")
-    if raw["method"] == "sft":
-        for name in _DPO_ONLY:
-            if raw.get(name) not in (None, False, 0, 0.0):
-                raise _bad(f"{name} is only allowed with training_method 'dpo'", f"training_method.{name}")
-        inputs = raw.get("train_on_inputs", body.get("train_on_inputs", "auto"))
-        if inputs not in (True, False, "auto"):
-            raise _bad("train_on_inputs must be true, false or 'auto'", "training_method.train_on_inputs")
-        return False, {"method": "sft", "train_on_inputs": inputs}
-    if raw.get("train_on_inputs") is not None:
-        raise _bad("train_on_inputs is only allowed with training_method 'sft'", "training_method.train_on_inputs")
-    method: dict[str, Any] = {"method": "dpo"}
-    for name, default in (("dpo_beta", 0.1), ("rpo_alpha", 0.0), ("simpo_gamma", 0.0)):
-        method[name] = _number(raw.get(name, default), f"training_method.{name}", 0.0, 1e6)
-    for name in ("dpo_normalize_logratios_by_length", "dpo_reference_free"):
-        method[name] = bool(raw.get(name, False))
-    return True, method
-
-
-def _scheduler(body: dict[str, Any]) -> dict[str, Any]:
-    raw = body.get("lr_scheduler") or {"lr_scheduler_type": "cosine", "lr_scheduler_args": {}}
-    kind = raw.get("lr_scheduler_type") if isinstance(raw, dict) else None
-    if kind not in ("linear", "cosine"):
-        raise _bad("lr_scheduler.lr_scheduler_type must be 'linear' or 'cosine'", "lr_scheduler.lr_scheduler_type")
-    args = raw.get("lr_scheduler_args") or {}
-    result = {"min_lr_ratio": _number(args.get("min_lr_ratio", 0.0), "lr_scheduler.lr_scheduler_args.min_lr_ratio", 0.0, 1.0)}
-    if kind == "cosine":
-        cycles = _number(args.get("num_cycles", 0.5), "lr_scheduler.lr_scheduler_args.num_cycles", 0.0, 1e6)
-        if cycles <= 0:
-            raise _bad("num_cycles must be > 0 for the cosine scheduler", "lr_scheduler.lr_scheduler_args.num_cycles")
-        result["num_cycles"] = cycles
-    return {"lr_scheduler_type": kind, "lr_scheduler_args": result}
-
-
-def _model(body: dict[str, Any], catalog: Catalog, parents: dict[str, dict[str, Any]]) -> tuple[ModelEntry, bool, dict[str, Any]]:
+def _model(
+    body: dict[str, Any], catalog: Catalog, parents: dict[str, dict[str, Any]]
+) -> tuple[ModelEntry, bool, dict[str, Any]]:
     """Resolve the base model, from ``model`` or from the parent of ``from_checkpoint``."""
     model, checkpoint = body.get("model"), body.get("from_checkpoint")
     if model and checkpoint:
-        raise _bad("Specify either a model or a checkpoint to train from, not both", "from_checkpoint")
+        raise bad("Specify either a model or a checkpoint to train from, not both", "from_checkpoint")
     if body.get("from_hf_model") and not model:
-        raise _bad("from_hf_model requires model (the base model of the same architecture)", "model")
+        raise bad("from_hf_model requires model (the base model of the same architecture)", "model")
     if checkpoint:
         if not isinstance(checkpoint, str):
-            raise _bad("from_checkpoint must be a string", "from_checkpoint")
+            raise bad("from_checkpoint must be a string", "from_checkpoint")
         parent = parents.get(checkpoint.split(":", 1)[0])
         if parent is None:
-            raise _bad(f"Checkpoint {checkpoint} not found: expected JOB_ID or OUTPUT_MODEL_NAME, optionally :STEP", "from_checkpoint")
+            raise bad(
+                f"Checkpoint {checkpoint} not found: expected JOB_ID or OUTPUT_MODEL_NAME, optionally :STEP",
+                "from_checkpoint",
+            )
         entry = catalog.get(parent["model"])
         if entry is None:
             raise not_found("Model", parent["model"], param="from_checkpoint")
         return entry, bool(parent["lora"]), {"from_checkpoint": checkpoint}
     if not isinstance(model, str) or not model:
-        raise _bad("model is required (or from_checkpoint)", "model")
+        raise bad("model is required (or from_checkpoint)", "model")
     entry = catalog.get(model)
     if entry is None:
-        raise APIError(404, f"Model {model} is not available for fine-tuning", param="model", code="model_not_found")
+        raise APIError(
+            404, f"Model {model} is not available for fine-tuning", param="model", code="model_not_found"
+        )
     return entry, True, {}
 
 
@@ -199,42 +120,56 @@ def resolve_request(
     :param now_v: virtual now (file readiness is time-dependent).
     """
     if not isinstance(body, dict):
-        raise _bad("The request body must be a JSON object", "body")
+        raise bad("The request body must be a JSON object", "body")
     train = _file(files, body.get("training_file"), "training_file", now_v)
     validation_id = body.get("validation_file") or None
     validation = _file(files, validation_id, "validation_file", now_v) if validation_id else None
     entry, default_lora, echo = _model(body, catalog, parents)
     limits = entry.limits
-    lora, training_type = _training_type(body, entry, default_lora)
-    dpo, method = _training_method(body)
+    lora, resolved_type = training_type(body, entry, default_lora)
+    dpo, method = training_method(body)
     fmt = (train.check or {}).get("dataset_format")
     if dpo != (fmt == "preference") and fmt is not None:
         wanted = "a preference dataset" if dpo else "a general, conversation or instruction dataset"
-        raise _bad(f"training_method {method['method']!r} needs {wanted}; {train.id} is {fmt}", "training_file")
-    n_epochs = _int(body, "n_epochs", 1, 1, limits["max_num_epochs"])
-    n_checkpoints = _int(body, "n_checkpoints", 1, 1, limits["max_num_checkpoints"])
-    n_evals = _int(body, "n_evals", 0, 0, limits["max_num_evals"])
+        raise bad(
+            f"training_method {method['method']!r} needs {wanted}; {train.id} is {fmt}", "training_file"
+        )
+    n_epochs = check_int(body, "n_epochs", 1, 1, limits["max_num_epochs"])
+    n_checkpoints = check_int(body, "n_checkpoints", 1, 1, limits["max_num_checkpoints"])
+    n_evals = check_int(body, "n_evals", 0, 0, limits["max_num_evals"])
     if n_evals > 0 and validation is None:
-        raise _bad("n_evals > 0 requires a validation_file", "validation_file")
+        raise bad("n_evals > 0 requires a validation_file", "validation_file")
     side = limits["lora_training"] if lora else limits["full_training"]
     high = side["max_batch_size_dpo"] if dpo else side["max_batch_size"]
     batch = body.get("batch_size", "max")
-    batch_size = high if batch in ("max", None) else _int(body, "batch_size", high, side["min_batch_size"], high)
-    learning_rate = _number(body.get("learning_rate", 1e-5), "learning_rate", limits["min_learning_rate"], limits["max_learning_rate"])
+    batch_size = (
+        high if batch in ("max", None) else check_int(body, "batch_size", high, side["min_batch_size"], high)
+    )
+    learning_rate = check_number(
+        body.get("learning_rate", 1e-5),
+        "learning_rate",
+        limits["min_learning_rate"],
+        limits["max_learning_rate"],
+    )
     seq_high = limits["max_seq_length_dpo"] if dpo else limits["max_seq_length_sft"]
-    max_seq_length = _int(body, "max_seq_length", seq_high, limits["min_max_seq_length"], seq_high)
+    max_seq_length = check_int(body, "max_seq_length", seq_high, limits["min_max_seq_length"], seq_high)
     suffix = body.get("suffix")
     if suffix is not None and (not isinstance(suffix, str) or not _SUFFIX.match(suffix)):
-        raise _bad("suffix must be 1-40 characters: letters, digits, '.', '_' or '-'", "suffix")
+        raise bad("suffix must be 1-40 characters: letters, digits, '.', '_' or '-'", "suffix")
     vision = bool((body.get("multimodal_params") or {}).get("train_vision", False))
     if vision and not limits["supports_vision"]:
-        raise _bad(f"train_vision is not supported: {entry.name} is not a vision model", "multimodal_params.train_vision")
+        raise bad(
+            f"train_vision is not supported: {entry.name} is not a vision model",
+            "multimodal_params.train_vision",
+        )
     if body.get("early_stopping_enabled"):
-        patience = _int(body, "early_stopping_patience", 2, 1, 10_000)
-        warmup = _int(body, "early_stopping_warmup_evals", 1, 0, 10_000)
-        _number(body.get("early_stopping_min_delta", 0.0), "early_stopping_min_delta", 0.0, 1e9)
+        patience = check_int(body, "early_stopping_patience", 2, 1, 10_000)
+        warmup = check_int(body, "early_stopping_warmup_evals", 1, 0, 10_000)
+        check_number(body.get("early_stopping_min_delta", 0.0), "early_stopping_min_delta", 0.0, 1e9)
         if validation is None or n_evals < patience + warmup + 1:
-            raise _bad("early stopping needs a validation_file and n_evals >= patience + warmup_evals + 1", "n_evals")
+            raise bad(
+                "early stopping needs a validation_file and n_evals >= patience + warmup_evals + 1", "n_evals"
+            )
     echo.update(
         {
             "model": entry.name,
@@ -246,24 +181,36 @@ def resolve_request(
             "n_evals": n_evals,
             "batch_size": batch_size,
             "learning_rate": learning_rate,
-            "lr_scheduler": _scheduler(body),
-            "warmup_ratio": _number(body.get("warmup_ratio", 0.0), "warmup_ratio", 0.0, 1.0),
-            "max_grad_norm": _number(body.get("max_grad_norm", 1.0), "max_grad_norm", 0.0, 1e9),
-            "weight_decay": _number(body.get("weight_decay", 0.0), "weight_decay", 0.0, 1e9),
+            "lr_scheduler": scheduler(body),
+            "warmup_ratio": check_number(body.get("warmup_ratio", 0.0), "warmup_ratio", 0.0, 1.0),
+            "max_grad_norm": check_number(body.get("max_grad_norm", 1.0), "max_grad_norm", 0.0, 1e9),
+            "weight_decay": check_number(body.get("weight_decay", 0.0), "weight_decay", 0.0, 1e9),
             "max_seq_length": max_seq_length,
             "packing": bool(body.get("packing", True)),
             "random_seed": body.get("random_seed"),
-            "training_type": training_type,
+            "training_type": resolved_type,
             "training_method": method,
             "train_on_inputs": method.get("train_on_inputs", False),
             "multimodal_params": {"train_vision": vision},
             "wandb_project_name": body.get("wandb_project_name") or ("together" if _wandb(body) else None),
         }
     )
-    for name in ("from_hf_model", "hf_model_revision", "hf_output_repo_name", "wandb_name", "wandb_entity", "wandb_base_url"):
+    for name in (
+        "from_hf_model",
+        "hf_model_revision",
+        "hf_output_repo_name",
+        "wandb_name",
+        "wandb_entity",
+        "wandb_base_url",
+    ):
         if body.get(name):
             echo[name] = body[name]
-    for name in ("early_stopping_enabled", "early_stopping_patience", "early_stopping_min_delta", "early_stopping_warmup_evals"):
+    for name in (
+        "early_stopping_enabled",
+        "early_stopping_patience",
+        "early_stopping_min_delta",
+        "early_stopping_warmup_evals",
+    ):
         if name in body:
             echo[name] = body[name]
     return Resolved(

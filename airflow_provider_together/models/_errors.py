@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from typing import TYPE_CHECKING, NoReturn
 
-from airflow_provider_together.models._fold import FLAT_KEYS
+from airflow_provider_together.models._names import FLAT_KEYS
 
 if TYPE_CHECKING:
     from pydantic import ValidationError

@@ -6,6 +6,11 @@ the SDK and most user code spell a job; the model itself is nested (``training_t
 ``lr_scheduler`` ...). Folding happens before pydantic sees the data, so both spellings give the same model.
 The rules that depend on *which* keys were given (LoRA options with ``lora=False``, DPO options with SFT,
 ``train_on_inputs`` with DPO) are checked here, because after folding the information is gone.
+
+Folding has two steps so that a config can be overridden by keywords (``FineTuneConfig.parse(base, **flat)``):
+:func:`collect` turns one mapping into nested groups holding only what was given, :func:`merge` lays one
+collected mapping over another (a group whose tag changes is replaced, not merged), and :func:`finish`
+fills the tags' defaults and applies the cross-group rules.
 """
 
 from __future__ import annotations
@@ -15,59 +20,29 @@ from typing import Any
 
 from pydantic import BaseModel
 
-__all__ = ["FLAT_KEYS", "NESTED_TO_FLAT", "SECRET_KEYS", "FoldResult", "fold"]
+from airflow_provider_together.models._names import (
+    DPO_KEYS,
+    FALSE_WORDS,
+    FLAT_KEYS,
+    GROUPS,
+    LORA_DEFAULTS,
+    SECRET_KEYS,
+    TAG_ERRORS,
+    TAG_VALUES,
+    TAGS,
+    TRUE_WORDS,
+)
 
 Problem = tuple[str, str]
 
-#: flat SDK keyword -> path in the nested form.
-FLAT_KEYS: dict[str, tuple[str, ...]] = {
-    "lora_r": ("training_type", "lora_r"),
-    "lora_alpha": ("training_type", "lora_alpha"),
-    "lora_dropout": ("training_type", "lora_dropout"),
-    "lora_trainable_modules": ("training_type", "lora_trainable_modules"),
-    "train_on_inputs": ("training_method", "train_on_inputs"),
-    "dpo_beta": ("training_method", "dpo_beta"),
-    "dpo_normalize_logratios_by_length": ("training_method", "dpo_normalize_logratios_by_length"),
-    "dpo_reference_free": ("training_method", "dpo_reference_free"),
-    "rpo_alpha": ("training_method", "rpo_alpha"),
-    "simpo_gamma": ("training_method", "simpo_gamma"),
-    "lr_scheduler_type": ("lr_scheduler", "lr_scheduler_type"),
-    "min_lr_ratio": ("lr_scheduler", "lr_scheduler_args", "min_lr_ratio"),
-    "scheduler_num_cycles": ("lr_scheduler", "lr_scheduler_args", "num_cycles"),
-    "wandb_project_name": ("wandb", "project_name"),
-    "wandb_name": ("wandb", "name"),
-    "wandb_entity": ("wandb", "entity"),
-    "wandb_base_url": ("wandb", "base_url"),
-    "early_stopping_enabled": ("early_stopping", "enabled"),
-    "early_stopping_patience": ("early_stopping", "patience"),
-    "early_stopping_min_delta": ("early_stopping", "min_delta"),
-    "early_stopping_warmup_evals": ("early_stopping", "warmup_evals"),
-    "train_vision": ("multimodal_params", "train_vision"),
-}
-#: nested path -> flat keyword, to name a field the way most users write it when their spelling is unknown.
-NESTED_TO_FLAT = {".".join(path): flat for flat, path in FLAT_KEYS.items()}
-GROUPS = ("training_type", "training_method", "lr_scheduler", "wandb", "early_stopping", "multimodal_params")
-
-#: Secrets never belong in a config: it is rendered in the UI, stored in XCom and fingerprinted.
-SECRET_KEYS = frozenset({"wandb_key", "wandb_api_key", "hf_api_token", "api_key", "together_api_key"})
-
-#: LoRA options and their defaults; a non-default value with full training is a mistake.
-LORA_DEFAULTS: dict[str, Any] = {
-    "lora_r": None,
-    "lora_alpha": None,
-    "lora_dropout": 0.0,
-    "lora_trainable_modules": "all-linear",
-}
-DPO_KEYS = ("dpo_beta", "dpo_normalize_logratios_by_length", "dpo_reference_free", "rpo_alpha", "simpo_gamma")
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
+__all__ = ["FoldResult", "collect", "finish", "fold", "merge"]
 
 
 class FoldResult:
     """
     The nested dict to validate, the problems found while folding, and how the user spelled each option.
 
-    :param data: the nested form, ready for pydantic.
+    :param data: the nested form, ready for pydantic once finished.
     :param problems: ``(field_path, message)`` pairs.
     :param spelled: nested path -> the flat name the user wrote, so messages use the user's own words.
     """
@@ -76,6 +51,11 @@ class FoldResult:
         self.data: dict[str, Any] = {}
         self.problems: list[Problem] = []
         self.spelled: dict[str, str] = {}
+        self.is_mapping = True
+
+    def where(self, path: str) -> str:
+        """The field name to show for a nested path."""
+        return self.spelled.get(path, path)
 
 
 def _as_bool(value: Any) -> bool | None:
@@ -84,8 +64,8 @@ def _as_bool(value: Any) -> bool | None:
         return value
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
+    if isinstance(value, str) and value.strip().lower() in TRUE_WORDS | FALSE_WORDS:
+        return value.strip().lower() in TRUE_WORDS
     return None
 
 
@@ -101,7 +81,7 @@ def _group(value: Any, tag: str | None) -> dict[str, Any] | None:
     if value is None:
         return {}
     if isinstance(value, BaseModel):
-        return value.model_dump()
+        return value.model_dump(exclude_none=True)
     if isinstance(value, Mapping):
         return {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in value.items()}
     if isinstance(value, str) and tag is not None:
@@ -109,14 +89,15 @@ def _group(value: Any, tag: str | None) -> dict[str, Any] | None:
     return None
 
 
-def fold(raw: Any) -> FoldResult:
+def collect(raw: Any) -> FoldResult:
     """
-    Turn a flat, nested or mixed config mapping into the nested form, collecting every problem.
+    Turn one flat, nested or mixed mapping into nested groups holding only what it gives (no defaults).
 
     :param raw: what the user gave (a mapping; anything else is reported as a problem).
     """
     out = FoldResult()
     if not isinstance(raw, Mapping):
+        out.is_mapping = False
         out.problems.append(
             ("", f"a fine-tuning config must be a mapping of options, got {type(raw).__name__}")
         )
@@ -124,164 +105,181 @@ def fold(raw: Any) -> FoldResult:
     data = {str(k): v for k, v in raw.items()}
     for key in sorted(SECRET_KEYS & data.keys()):
         data.pop(key)
-        out.problems.append(
-            (
-                key,
-                "is a secret and not a config option; pass it to to_request() (the operator reads it from a connection)",
-            )
-        )
-
-    tags = {"training_type": "type", "training_method": "method", "lr_scheduler": "lr_scheduler_type"}
+        message = "is a secret and not a config option; pass it to to_request() (the operator reads it from a connection)"
+        out.problems.append((key, message))
     groups: dict[str, dict[str, Any]] = {}
     for name in GROUPS:
-        group = _group(data.pop(name, None), tags.get(name))
-        if group is None:  # a wrong type: leave it to pydantic, which names the expected type
-            data[name] = raw[name]
+        if name not in data:
             continue
-        groups[name] = group
-    explicit_training_type = bool(groups.get("training_type"))
-
+        group = _group(data[name], TAGS.get(name))
+        if group is None:
+            continue  # a wrong type: left in place for pydantic, which names the expected type
+        del data[name]
+        if group:
+            groups[name] = group
     for flat, path in FLAT_KEYS.items():
-        if flat not in data:
+        value = data.pop(flat, None)
+        if value is None:  # absent, or the SDK's "unset"
             continue
-        value = data.pop(flat)
-        if value is None:  # the SDK's "unset"
-            continue
-        group_name = path[0]
-        if group_name not in groups:
+        if path[0] in data:
             out.problems.append(
-                (flat, f"cannot be combined with {group_name} given as {type(raw[group_name]).__name__}")
+                (flat, f"cannot be combined with {path[0]} given as {type(data[path[0]]).__name__}")
             )
             continue
-        target = groups[group_name]
+        target: Any = groups.setdefault(path[0], {})
         for part in path[1:-1]:
             target = target.setdefault(part, {})
-        leaf = path[-1]
-        if leaf in target and target[leaf] != value:
+        if not isinstance(target, dict):
+            out.problems.append(
+                (flat, f"cannot be combined with {'.'.join(path[:-1])} given as {type(target).__name__}")
+            )
+            continue
+        if path[-1] in target and target[path[-1]] != value:
             out.problems.append(
                 (flat, f"given twice, as {flat} and as {'.'.join(path)}, with different values")
             )
             continue
-        target[leaf] = value
+        target[path[-1]] = value
         out.spelled[".".join(path)] = flat
-
-    _fold_training_type(data, groups, raw, explicit_training_type, out)
-    _fold_training_method(groups, out)
-    _fold_scheduler(groups, out)
-    data.update(groups)
-    out.data = data
+    for name, tag in TAGS.items():
+        group = groups.get(name)
+        if group is not None and group.get(tag) is not None:
+            normalised = TAG_VALUES[name].get(str(group[tag]).strip().lower())
+            if normalised is None:
+                tag_path, rule = TAG_ERRORS[name]
+                out.problems.append((out.where(tag_path), f"{rule} (got {group[tag]!r})"))
+                del groups[name]
+            else:
+                group[tag] = normalised
+    _collect_lora_flag(data, groups, out)
+    out.data = {**data, **groups}
     return out
 
 
-def _fold_training_type(
-    data: dict[str, Any],
-    groups: dict[str, dict[str, Any]],
-    raw: Mapping[str, Any],
-    explicit: bool,
-    out: FoldResult,
-) -> None:
-    ttype = groups.get("training_type")
-    lora_flag: bool | None = None
-    if data.get("lora") is not None:
-        lora_flag = _as_bool(data["lora"])
-        if lora_flag is None:
-            out.problems.append(("lora", "must be true (LoRA) or false (full training)"))
-    data.pop("lora", None)
-    if ttype is None:
+def _collect_lora_flag(data: dict[str, Any], groups: dict[str, dict[str, Any]], out: FoldResult) -> None:
+    """``lora=True/False`` is the SDK's spelling of the training type tag."""
+    if data.get("lora") is None:
+        data.pop("lora", None)
         return
-    tag = ttype.get("type")
-    if tag is not None:
-        normalised = {"lora": "Lora", "full": "Full"}.get(str(tag).strip().lower())
-        if normalised is None:
-            out.problems.append(("training_type.type", f"must be 'Lora' or 'Full' (got {tag!r})"))
-            groups.pop("training_type")
-            return
-        if lora_flag is not None and (normalised == "Lora") != lora_flag:
-            out.problems.append(("lora", f"contradicts training_type.type={normalised!r}"))
-        tag = normalised
-    elif lora_flag is not None:
-        tag = "Lora" if lora_flag else "Full"
-    elif any(k in ttype for k in LORA_DEFAULTS) or explicit:
-        tag = "Lora"
-    elif data.get("from_checkpoint"):
+    flag = _as_bool(data.pop("lora"))
+    if flag is None:
+        out.problems.append(("lora", "must be true (LoRA) or false (full training)"))
+        return
+    tag = "Lora" if flag else "Full"
+    ttype = groups.setdefault("training_type", {})
+    if ttype.get("type") not in (None, tag):
+        out.problems.append(("lora", f"contradicts training_type.type={ttype['type']!r}"))
+        return
+    ttype["type"] = tag
+
+
+def merge(base: FoldResult, override: FoldResult) -> FoldResult:
+    """
+    Lay ``override`` over ``base`` (both from :func:`collect`): later options win, groups merge key by key.
+
+    A group whose tag changes (``lora=False`` over a LoRA config, ``training_method="dpo"`` over SFT) is
+    replaced, so options of the old variant do not leak into the new one.
+    """
+    out = FoldResult()
+    out.is_mapping = base.is_mapping and override.is_mapping
+    out.problems = [*base.problems, *override.problems]
+    out.spelled = {**base.spelled, **override.spelled}
+    out.data = _deep_merge(base.data, override.data, top=True)
+    return out
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any], *, top: bool = False) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        old = merged.get(key)
+        if not (isinstance(value, dict) and isinstance(old, dict)):
+            merged[key] = value
+            continue
+        tag = TAGS.get(key) if top else None
+        if tag is not None and None not in (value.get(tag), old.get(tag)) and value[tag] != old[tag]:
+            merged[key] = dict(value)
+        else:
+            merged[key] = _deep_merge(old, value)
+    return merged
+
+
+def finish(out: FoldResult) -> FoldResult:
+    """Fill the tags' defaults and apply the rules that depend on which options were given."""
+    data = out.data
+    ttype = data.get("training_type")
+    if isinstance(ttype, dict):
+        _finish_training_type(ttype, out)
+    elif "training_type" not in data and data.get("from_checkpoint"):
         # No choice made and resuming: send no training_type, so the server keeps the parent job's type
         # (forcing LoRA here could silently turn a full-training job into a LoRA one).
-        groups.pop("training_type")
         data["training_type"] = None
-        return
-    else:
-        tag = "Lora"
-    ttype["type"] = tag
-    if tag == "Full":
-        for key, default in LORA_DEFAULTS.items():
-            if key in ttype:
-                value = ttype.pop(key)
-                if value is not None and value != default:
-                    where = out.spelled.get(f"training_type.{key}", f"training_type.{key}")
-                    out.problems.append((where, "is a LoRA option but lora=False (full training); remove it"))
+    if isinstance(data.get("training_method"), dict):
+        _finish_training_method(data["training_method"], out)
+    if isinstance(data.get("lr_scheduler"), dict):
+        _finish_scheduler(data["lr_scheduler"], out)
+    return out
 
 
-def _fold_training_method(groups: dict[str, dict[str, Any]], out: FoldResult) -> None:
-    method = groups.get("training_method")
-    if method is None:
+def fold(raw: Any) -> FoldResult:
+    """Collect and finish one mapping: the whole path from user input to the nested form."""
+    return finish(collect(raw))
+
+
+def _finish_training_type(ttype: dict[str, Any], out: FoldResult) -> None:
+    """LoRA unless Full was chosen; LoRA options with full training are an error."""
+    ttype.setdefault("type", "Lora")
+    if ttype["type"] != "Full":
         return
-    name = str(method.get("method", "sft")).strip().lower()
-    if name not in ("sft", "dpo"):
-        out.problems.append(("training_method", f"must be 'sft' or 'dpo' (got {method.get('method')!r})"))
-        groups["training_method"] = {"method": "sft"}
-        return
-    method["method"] = name
-    if name == "sft":
+    for key, default in LORA_DEFAULTS.items():
+        value = ttype.pop(key, None)
+        if value is not None and value != default:
+            out.problems.append(
+                (
+                    out.where(f"training_type.{key}"),
+                    "is a LoRA option but lora=False (full training); remove it",
+                )
+            )
+
+
+def _finish_training_method(method: dict[str, Any], out: FoldResult) -> None:
+    """Options of the other method are errors (rules 14-16)."""
+    method.setdefault("method", "sft")
+    if method["method"] == "sft":
         for key in DPO_KEYS:
-            if key not in method:
-                continue
-            value = method.pop(key)
+            value = method.pop(key, None)
             flag_key = key in ("dpo_normalize_logratios_by_length", "dpo_reference_free")
             if value is not None and (not flag_key or _as_bool(value) is not False):
-                where = out.spelled.get(f"training_method.{key}", f"training_method.{key}")
+                where = out.where(f"training_method.{key}")
                 out.problems.append(
                     (where, "is a DPO option but training_method is 'sft'; remove it or use 'dpo'")
                 )
         return
-    if method.get("train_on_inputs") is not None:
-        where = out.spelled.get("training_method.train_on_inputs", "training_method.train_on_inputs")
+    if method.pop("train_on_inputs", None) is not None:
+        where = out.where("training_method.train_on_inputs")
         out.problems.append(
             (where, "only applies to SFT; DPO always trains on the preferred/rejected completions")
         )
-    method.pop("train_on_inputs", None)
     if "dpo_reference_free" in method:
         # The API field is derived (SimPO <=> reference free), as in the SDK; accept it only when consistent so
         # that a request body read back parses.
         given = _as_bool(method.pop("dpo_reference_free"))
         gamma = _as_float(method.get("simpo_gamma")) or 0.0
         if given is not None and given != (gamma > 0):
-            where = out.spelled.get(
-                "training_method.dpo_reference_free", "training_method.dpo_reference_free"
-            )
+            where = out.where("training_method.dpo_reference_free")
             out.problems.append(
                 (where, "is derived from simpo_gamma (reference-free exactly when simpo_gamma > 0)")
             )
 
 
-def _fold_scheduler(groups: dict[str, dict[str, Any]], out: FoldResult) -> None:
-    sched = groups.get("lr_scheduler")
-    if sched is None:
-        return
-    name = str(sched.get("lr_scheduler_type", "cosine")).strip().lower()
-    if name not in ("cosine", "linear"):
-        out.problems.append(
-            (
-                "lr_scheduler.lr_scheduler_type",
-                f"must be 'cosine' or 'linear' (got {sched['lr_scheduler_type']!r})",
-            )
-        )
-        groups["lr_scheduler"] = {"lr_scheduler_type": "cosine"}
-        return
-    sched["lr_scheduler_type"] = name
+def _finish_scheduler(sched: dict[str, Any], out: FoldResult) -> None:
+    """Cosine by default; ``num_cycles`` belongs to cosine only."""
+    sched.setdefault("lr_scheduler_type", "cosine")
     args = sched.get("lr_scheduler_args")
-    if name == "linear" and isinstance(args, dict) and args.get("num_cycles") is not None:
+    if (
+        sched["lr_scheduler_type"] == "linear"
+        and isinstance(args, dict)
+        and args.get("num_cycles") is not None
+    ):
         args.pop("num_cycles")
-        where = out.spelled.get(
-            "lr_scheduler.lr_scheduler_args.num_cycles", "lr_scheduler.lr_scheduler_args.num_cycles"
-        )
+        where = out.where("lr_scheduler.lr_scheduler_args.num_cycles")
         out.problems.append((where, "only applies to the cosine scheduler, not 'linear'"))

@@ -35,7 +35,7 @@ __all__ = [
 class _Part(BaseModel):
     """Our input, so a typo must fail (``extra="forbid"``); frozen so a validated config cannot drift."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
 
 
 class SFTMethod(_Part):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
@@ -25,12 +24,14 @@ from pydantic import (
     Field,
     ModelWrapValidatorHandler,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from airflow_provider_together.models._errors import pydantic_problems, raise_config_error
-from airflow_provider_together.models._fold import NESTED_TO_FLAT, fold
+from airflow_provider_together.models._fold import FoldResult, collect, fold, merge
+from airflow_provider_together.models._names import NESTED_TO_FLAT
 from airflow_provider_together.models._parts import (
     CosineScheduler,
     EarlyStoppingConfig,
@@ -46,6 +47,8 @@ from airflow_provider_together.models._request import create_body, price_body
 from airflow_provider_together.models._rules import limit_problems, resolve_lora, static_problems
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from airflow_provider_together.models.responses import ModelLimits
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,7 @@ __all__ = ["FINGERPRINT_VERSION", "FineTuneConfig"]
 #: Bumped only if the canonical form changes meaning; part of the hashed text.
 FINGERPRINT_VERSION = 1
 _PLACEHOLDER_FILE = "file-placeholder"
+_COLLECTED = "airflow_provider_together.collected"
 _OPTIONAL_STRINGS = (
     "validation_file",
     "model",
@@ -80,7 +84,9 @@ class FineTuneConfig(BaseModel):
     The remaining options are documented on each field (``FineTuneConfig.model_fields``) and in docs/config.md.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, protected_namespaces=())
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, protected_namespaces=(), defer_build=True
+    )
 
     training_file: str = Field(description="Id of the uploaded training file (file-...).")
     validation_file: str | None = Field(default=None, description="Id of the uploaded validation file.")
@@ -154,13 +160,11 @@ class FineTuneConfig(BaseModel):
         default_factory=MultimodalParams, description="Vision options (flat: train_vision)."
     )
 
-    def __init__(self, /, **data: Any) -> None:
-        """
-        Validate a config given as keywords, flat (SDK spelling), nested, or mixed.
-
-        Declared explicitly so that type checkers accept the flat keywords, which are not fields.
-        """
-        super().__init__(**data)
+    if TYPE_CHECKING:
+        # For type checkers only: the flat SDK keywords are not fields, and pydantic's mypy plugin would reject
+        # them. At runtime pydantic's own __init__ must stay, because a custom one makes pydantic-core
+        # validate twice (and lose the context parse() passes).
+        def __init__(self, /, **data: Any) -> None: ...
 
     @field_validator(*_OPTIONAL_STRINGS, mode="before")
     @classmethod
@@ -171,20 +175,24 @@ class FineTuneConfig(BaseModel):
 
     @model_validator(mode="wrap")
     @classmethod
-    def _fold_and_check(cls, data: Any, handler: ModelWrapValidatorHandler[FineTuneConfig]) -> FineTuneConfig:
+    def _fold_and_check(cls, data: Any, handler: ModelWrapValidatorHandler[Any], info: ValidationInfo) -> Any:
         if isinstance(data, FineTuneConfig):
             return data
         folded = fold(data)
+        collected = (info.context or {}).get(_COLLECTED)
+        if isinstance(collected, FoldResult):  # parse() with overrides: keep what collecting them found
+            folded.problems[:0] = collected.problems
+            folded.spelled = {**collected.spelled, **folded.spelled}
         problems = list(folded.problems)
         config: FineTuneConfig | None = None
-        if isinstance(data, Mapping):
+        if folded.is_mapping:
             try:
                 config = handler(folded.data)
             except ValidationError as exc:
                 problems += pydantic_problems(exc)
-                config, skip = _best_effort(handler, folded.data, exc)
-                if config is not None:
-                    problems += [p for p in static_problems(config) if p[0].split(".")[0] not in skip]
+                partial, skip = _best_effort(handler, folded.data, exc)
+                if partial is not None:
+                    problems += [p for p in static_problems(partial) if p[0].split(".")[0] not in skip]
                 config = None
             else:
                 problems += static_problems(config)
@@ -193,14 +201,28 @@ class FineTuneConfig(BaseModel):
         return config
 
     @classmethod
-    def parse(cls, obj: FineTuneConfig | Mapping[str, Any]) -> FineTuneConfig:
+    def parse(
+        cls, obj: FineTuneConfig | Mapping[str, Any] | None = None, /, **overrides: Any
+    ) -> FineTuneConfig:
         """
-        Return ``obj`` as a validated config; the operator calls this after template rendering.
+        Return ``obj`` with ``overrides`` laid over it, validated; the operator calls this after rendering.
 
-        :param obj: a config, or a mapping in either spelling.
+        Overrides win, option by option, in either spelling; a group whose variant changes is replaced
+        (``lora=False`` over a LoRA config drops the LoRA group, and a LoRA option given with it is an error).
+
+        :param obj: a config, a mapping in either spelling, or ``None``.
+        :param overrides: options to set on top (flat SDK keywords or nested groups).
         :raises TogetherConfigError: listing every problem (field path and rule).
         """
-        return obj if isinstance(obj, FineTuneConfig) else cls.model_validate(obj)
+        if not overrides:
+            return obj if isinstance(obj, FineTuneConfig) else cls.model_validate(obj)
+        base = (
+            obj.model_dump(exclude_none=True)
+            if isinstance(obj, FineTuneConfig)
+            else ({} if obj is None else obj)
+        )
+        merged = merge(collect(base), collect(overrides))
+        return cls.model_validate(merged.data, context={_COLLECTED: merged})
 
     def validate_against(self, limits: ModelLimits) -> FineTuneConfig:
         """
@@ -262,7 +284,7 @@ class FineTuneConfig(BaseModel):
 
 
 def _best_effort(
-    handler: ModelWrapValidatorHandler[FineTuneConfig], data: dict[str, Any], exc: ValidationError
+    handler: ModelWrapValidatorHandler[Any], data: dict[str, Any], exc: ValidationError
 ) -> tuple[FineTuneConfig | None, set[str]]:
     """
     Validate again without the options pydantic rejected, so the rules can still check all the others.

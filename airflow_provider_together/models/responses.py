@@ -11,9 +11,18 @@ fields the provider acts on; the rest stays reachable through ``model_extra``.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from airflow_provider_together.models.status import FileProcessingStatus, JobStatus
 
@@ -31,12 +40,31 @@ __all__ = [
 ]
 
 NANO_DOLLARS_PER_DOLLAR = 1_000_000_000
+log = logging.getLogger(__name__)
 
 
 class _Response(BaseModel):
     """Base of all response models: keep unknown fields, accept field names and aliases alike."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True, protected_namespaces=())
+    model_config = ConfigDict(extra="allow", populate_by_name=True, protected_namespaces=(), defer_build=True)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _drop_unreadable_fields(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        # A field whose type the API changed must not fail a poll loop: drop it (logged, value not shown)
+        # and keep everything else. Required fields (``id``) still fail, since nothing can be done without them.
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            if not isinstance(data, dict):
+                raise
+            required = {name for name, field in cls.model_fields.items() if field.is_required()}
+            bad = {str(err["loc"][0]) for err in exc.errors() if err["loc"]}
+            aliases = {field.alias: name for name, field in cls.model_fields.items() if field.alias}
+            if not bad or bad & (required | {a for a, n in aliases.items() if n in required}):
+                raise
+            log.warning("Ignoring unreadable field(s) %s in a %s from the API", sorted(bad), cls.__name__)
+            return handler({key: value for key, value in data.items() if key not in bad})
 
 
 class ValidationReport(_Response):
@@ -141,9 +169,9 @@ class FineTuneJob(_Response):
     training_file: str | None = None
     validation_file: str | None = None
     suffix: str | None = None
-    created_at: str | None = None
-    updated_at: str | None = None
-    started_at: str | None = None
+    created_at: str | int | None = None
+    updated_at: str | int | None = None
+    started_at: str | int | None = None
     n_epochs: int | None = None
     n_checkpoints: int | None = None
     n_evals: int | None = None
@@ -204,7 +232,7 @@ class Checkpoint(_Response):
     """A saved checkpoint of a job (``GET /fine-tunes/{id}/checkpoints``)."""
 
     step: int | None = None
-    created_at: str | None = None
+    created_at: str | int | None = None
     path: str | None = None
     checkpoint_type: str | None = Field(
         default=None, description='Display label, e.g. "Intermediate", "Final".'

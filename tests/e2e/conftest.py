@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from e2e_support import E2E_API_KEY, E2E_SPEED, E2E_WANDB_KEY, HERE, REPO
+from e2e_support import E2E_API_KEY, E2E_SPEED, E2E_WANDB_KEY, HERE, REPO, RETRIES
 from local_airflow import LocalAirflow, prepare_dags_folder
 
 
@@ -38,7 +37,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory, e2e_emulator: Any) -> Iter
     root = tmp_path_factory.mktemp("airflow")
     dags = prepare_dags_folder(root / "dags", REPO / "example_dags", HERE / "dags")
     conn_env = {
-        "AIRFLOW_CONN_TOGETHER_DEFAULT": e2e_emulator.conn_json(),
+        "AIRFLOW_CONN_TOGETHER_DEFAULT": e2e_emulator.conn_json(request_timeout=10, max_retries=RETRIES),
         "AIRFLOW_CONN_WANDB_E2E": json.dumps({"conn_type": "generic", "password": E2E_WANDB_KEY}),
     }
     deployment = LocalAirflow(dags, home=root / "home", conn_env=conn_env)

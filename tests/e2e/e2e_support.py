@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -18,3 +23,43 @@ E2E_WANDB_KEY = "wandb-e2e-key-91b7e2c4d6f8a035"
 #: Virtual seconds per wall second at the emulator: a ~50 s simulated job lasts ~5 s. Tests that must act
 #: while a job runs lower it through the admin API.
 E2E_SPEED = 10.0
+T = TypeVar("T")
+#: The connection's ``max_retries``: with 20 % of requests failing, 8 resends make a request that fails every
+#: time (0.2^9) vanishingly rare, which is what a user on a flaky network would configure.
+RETRIES = 8
+
+
+def wait_for(fetch: Callable[[], T], done: Callable[[T], bool], *, timeout: float, what: str) -> T:
+    """Poll ``fetch`` until ``done(value)``; fail with the last value after ``timeout`` seconds (bounded)."""
+    deadline = time.monotonic() + timeout
+    value = fetch()
+    while not done(value):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not reached within {timeout:.0f}s; last value: {value!r}")
+        time.sleep(0.5)
+        value = fetch()
+    return value
+
+
+def jobs_with_suffix(emulator: Any, suffix: str) -> list[dict[str, Any]]:
+    """Jobs the emulator holds for one suffix (each scenario uses its own suffix)."""
+    return [job for job in emulator.admin.jobs() if job.get("suffix") == suffix]
+
+
+def job_status(emulator: Any, job_id: str) -> str:
+    """The job's status as the emulator sees it now."""
+    return str(emulator.admin.job(job_id)["status"])
+
+
+def expected_event_lines(emulator: Any, job_id: str) -> list[str]:
+    """Every event of the job, formatted the way the provider logs it ("Together event [type] message")."""
+    from airflow_provider_together._progress import format_event
+    from airflow_provider_together.models import FineTuneEvent
+
+    response = httpx.get(
+        f"{emulator.base_url}/fine-tunes/{job_id}/events",
+        headers={"Authorization": f"Bearer {E2E_API_KEY}"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return [format_event(FineTuneEvent.model_validate(item)) for item in response.json()["data"]]

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-
 from e2e_support import E2E_API_KEY, REPO
 
 if TYPE_CHECKING:
@@ -59,7 +58,7 @@ def test_create_and_test_together_connection_in_ui(
     requests_before = sum(emulator.admin.requests().values())
     out_dir = REPO / "test-output" / "e2e"
     out_dir.mkdir(parents=True, exist_ok=True)
-    shots = [tmp_path / "connection-form.png", tmp_path / "connection-tested.png"]
+    shots = [tmp_path / f"connection-{n}.png" for n in ("standard-fields", "extra-fields", "tested")]
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_FLAGS, headless=True)
@@ -82,6 +81,7 @@ def test_create_and_test_together_connection_in_ui(
             expect(dialog.get_by_label("Port", exact=True)).to_have_count(0)
             dialog.get_by_label("Base URL").fill(emulator.base_url)
             dialog.get_by_label("API Key").fill(E2E_API_KEY)
+            page.screenshot(path=str(shots[0]), full_page=True)
 
             dialog.get_by_text("Extra Fields", exact=True).click()
             timeout_field = dialog.get_by_label(re.compile(r"Request timeout"))
@@ -90,7 +90,7 @@ def test_create_and_test_together_connection_in_ui(
             expect(retries_field).to_be_visible()
             timeout_field.fill("20")
             retries_field.fill("3")
-            page.screenshot(path=str(shots[0]), full_page=True)
+            page.screenshot(path=str(shots[1]), full_page=True)
             dialog.get_by_role("button", name="Save").click()
 
             row = page.get_by_role("row").filter(has_text=conn_id)
@@ -98,7 +98,7 @@ def test_create_and_test_together_connection_in_ui(
             expect(row).to_contain_text(emulator.base_url)
             row.get_by_role("button", name="Test Connection").click()
             expect(page.get_by_text("Test Connection Successful")).to_be_visible()
-            page.screenshot(path=str(shots[1]), full_page=True)
+            page.screenshot(path=str(shots[2]), full_page=True)
         finally:
             browser.close()
 

@@ -10,9 +10,15 @@ from typing import Any
 
 import httpx
 
+
 def conversation_lines(n: int = 40) -> bytes:
     rows = [
-        {"messages": [{"role": "user", "content": f"question {i}"}, {"role": "assistant", "content": f"answer {i}"}]}
+        {
+            "messages": [
+                {"role": "user", "content": f"question {i}"},
+                {"role": "assistant", "content": f"answer {i}"},
+            ]
+        }
         for i in range(n)
     ]
     return ("\n".join(json.dumps(row) for row in rows) + "\n").encode()
@@ -32,7 +38,12 @@ def preference_lines(n: int = 10) -> bytes:
 
 def upload(api: httpx.Client, data: bytes, name: str = "train.jsonl", purpose: str = "fine-tune") -> str:
     """Run the v3 upload dance; return the file id (not waiting for validation)."""
-    form = {"purpose": purpose, "file_name": name, "file_type": name.rsplit(".", 1)[-1], "checksum": hashlib.sha256(data).hexdigest()}
+    form = {
+        "purpose": purpose,
+        "file_name": name,
+        "file_type": name.rsplit(".", 1)[-1],
+        "checksum": hashlib.sha256(data).hexdigest(),
+    }
     answer = api.post("/files", data=form, follow_redirects=False)
     assert answer.status_code == 302, answer.text
     file_id = answer.headers["X-Together-File-Id"]
@@ -62,6 +73,7 @@ def ready_file(api: httpx.Client, data: bytes | None = None, name: str = "train.
 
 def wait_status(api: httpx.Client, job_id: str, statuses: set[str], timeout: float = 20.0) -> dict[str, Any]:
     """Poll a job until its status is in ``statuses``; return the job."""
+
     def check() -> dict[str, Any] | None:
         job = api.get(f"/fine-tunes/{job_id}").json()
         return job if job["status"] in statuses else None

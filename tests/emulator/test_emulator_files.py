@@ -14,7 +14,12 @@ from airflow_provider_together.emulator import Emulator
 
 def test_upload_flow_answers_302_then_put_then_preprocess(api: httpx.Client) -> None:
     data = conversation_lines(25)
-    form = {"purpose": "fine-tune", "file_name": "t.jsonl", "file_type": "jsonl", "checksum": hashlib.sha256(data).hexdigest()}
+    form = {
+        "purpose": "fine-tune",
+        "file_name": "t.jsonl",
+        "file_type": "jsonl",
+        "checksum": hashlib.sha256(data).hexdigest(),
+    }
     answer = api.post("/files", data=form, follow_redirects=False)
     assert answer.status_code == 302
     file_id = answer.headers["X-Together-File-Id"]
@@ -28,7 +33,9 @@ def test_upload_flow_answers_302_then_put_then_preprocess(api: httpx.Client) -> 
     assert first["processing_status"] == "PENDING"
     assert first["bytes"] == len(data)
     assert first["FileType"] == "jsonl"
-    done = wait_for(lambda: (f := api.get(f"/files/{file_id}").json())["processing_status"] != "PENDING" and f)
+    done = wait_for(
+        lambda: (f := api.get(f"/files/{file_id}").json())["processing_status"] != "PENDING" and f
+    )
     assert done["processing_status"] == "COMPLETED"
     report = done["validation_report"]
     assert report["valid"] is True
@@ -40,7 +47,9 @@ def test_upload_flow_answers_302_then_put_then_preprocess(api: httpx.Client) -> 
 def test_invalid_file_ends_invalid_format_with_the_checkers_message(api: httpx.Client) -> None:
     data = b'{"messages": [{"role": "user", "content": "hi"}]}\n{"text": 3}\n'
     file_id = upload(api, data, "bad.jsonl")
-    done = wait_for(lambda: (f := api.get(f"/files/{file_id}").json())["processing_status"] != "PENDING" and f)
+    done = wait_for(
+        lambda: (f := api.get(f"/files/{file_id}").json())["processing_status"] != "PENDING" and f
+    )
     assert done["processing_status"] == "INVALID_FORMAT"
     assert done["validation_report"]["valid"] is False
     assert done["validation_report"]["error_type"] == "INVALID_FORMAT"
@@ -50,7 +59,12 @@ def test_invalid_file_ends_invalid_format_with_the_checkers_message(api: httpx.C
 def test_duplicate_checksum_gets_409_with_the_existing_file_id(api: httpx.Client) -> None:
     data = conversation_lines(5)
     file_id = upload(api, data)
-    form = {"purpose": "fine-tune", "file_name": "again.jsonl", "file_type": "jsonl", "checksum": hashlib.sha256(data).hexdigest()}
+    form = {
+        "purpose": "fine-tune",
+        "file_name": "again.jsonl",
+        "file_type": "jsonl",
+        "checksum": hashlib.sha256(data).hexdigest(),
+    }
     answer = api.post("/files", data=form, follow_redirects=False)
     assert answer.status_code == 409
     assert answer.json()["file_id"] == file_id
@@ -94,7 +108,14 @@ def test_missing_or_wrong_key_is_401_in_the_api_error_shape(together_emulator: E
 
 def _multipart(api: httpx.Client, data: bytes, part_size: int) -> tuple[dict, list[dict]]:
     num_parts = math.ceil(len(data) / part_size)
-    body = {"file_name": "big.jsonl", "file_size": len(data), "num_parts": num_parts, "purpose": "fine-tune", "file_type": "jsonl", "checksum": hashlib.sha256(data).hexdigest()}
+    body = {
+        "file_name": "big.jsonl",
+        "file_size": len(data),
+        "num_parts": num_parts,
+        "purpose": "fine-tune",
+        "file_type": "jsonl",
+        "checksum": hashlib.sha256(data).hexdigest(),
+    }
     started = api.post("/files/multipart/initiate", json=body)
     assert started.status_code == 200, started.text
     info = started.json()
@@ -113,22 +134,36 @@ def test_multipart_upload_assembles_and_validates(together_emulator: Emulator, a
     data = conversation_lines(100)
     info, parts = _multipart(api, data, part_size=1500)
     assert len(parts) > 2
-    done = api.post("/files/multipart/complete", json={"upload_id": info["upload_id"], "file_id": info["file_id"], "parts": parts})
+    done = api.post(
+        "/files/multipart/complete",
+        json={"upload_id": info["upload_id"], "file_id": info["file_id"], "parts": parts},
+    )
     assert done.status_code == 200, done.text
     assert done.json()["bytes"] == len(data)
     assert api.get(f"/files/{info['file_id']}/content").content == data
     wait_for(lambda: api.get(f"/files/{info['file_id']}").json()["processing_status"] == "COMPLETED")
 
 
-def test_multipart_rejects_a_wrong_etag_and_small_parts(together_emulator: Emulator, api: httpx.Client) -> None:
+def test_multipart_rejects_a_wrong_etag_and_small_parts(
+    together_emulator: Emulator, api: httpx.Client
+) -> None:
     together_emulator.admin.update_settings(min_part_size_bytes=1000)
     data = conversation_lines(100)
     info, parts = _multipart(api, data, part_size=1500)
     parts[1]["etag"] = "0" * 32
-    wrong = api.post("/files/multipart/complete", json={"upload_id": info["upload_id"], "file_id": info["file_id"], "parts": parts})
+    wrong = api.post(
+        "/files/multipart/complete",
+        json={"upload_id": info["upload_id"], "file_id": info["file_id"], "parts": parts},
+    )
     assert wrong.status_code == 400
     assert wrong.json()["error"]["param"] == "parts[1]"
-    small = {"file_name": "s.jsonl", "file_size": 5000, "num_parts": 10, "purpose": "fine-tune", "file_type": "jsonl"}
+    small = {
+        "file_name": "s.jsonl",
+        "file_size": 5000,
+        "num_parts": 10,
+        "purpose": "fine-tune",
+        "file_type": "jsonl",
+    }
     answer = api.post("/files/multipart/initiate", json=small)
     assert answer.status_code == 400
     assert answer.json()["error"]["param"] == "num_parts"
@@ -137,14 +172,21 @@ def test_multipart_rejects_a_wrong_etag_and_small_parts(together_emulator: Emula
 def test_multipart_abort_forgets_the_upload(together_emulator: Emulator, api: httpx.Client) -> None:
     together_emulator.admin.update_settings(min_part_size_bytes=1000)
     info, parts = _multipart(api, conversation_lines(60), part_size=1200)
-    aborted = api.post("/files/multipart/abort", json={"upload_id": info["upload_id"], "file_id": info["file_id"]})
+    aborted = api.post(
+        "/files/multipart/abort", json={"upload_id": info["upload_id"], "file_id": info["file_id"]}
+    )
     assert aborted.json()["aborted"] is True
     assert api.get(f"/files/{info['file_id']}").status_code == 404
-    completed = api.post("/files/multipart/complete", json={"upload_id": info["upload_id"], "file_id": info["file_id"], "parts": parts})
+    completed = api.post(
+        "/files/multipart/complete",
+        json={"upload_id": info["upload_id"], "file_id": info["file_id"], "parts": parts},
+    )
     assert completed.status_code == 404
 
 
-def test_single_put_above_the_multipart_threshold_is_refused(together_emulator: Emulator, api: httpx.Client) -> None:
+def test_single_put_above_the_multipart_threshold_is_refused(
+    together_emulator: Emulator, api: httpx.Client
+) -> None:
     together_emulator.admin.update_settings(multipart_threshold_bytes=100)
     form = {"purpose": "fine-tune", "file_name": "t.jsonl", "file_type": "jsonl"}
     location = api.post("/files", data=form, follow_redirects=False).headers["Location"]

@@ -290,3 +290,47 @@ def test_json_schema_documents_every_field() -> None:
     schema = FineTuneConfig.model_json_schema()
     assert schema["additionalProperties"] is False
     assert all("description" in prop for prop in schema["properties"].values())
+
+
+def test_parse_lays_overrides_over_a_config() -> None:
+    base = FineTuneConfig(
+        training_file=TF, model=MODEL, lora_r=16, training_method="dpo", dpo_beta=0.1, min_lr_ratio=0.1
+    )
+    full = FineTuneConfig.parse(base, lora=False, n_epochs=2)
+    assert full.training_type == FullTraining(type="Full")  # the LoRA group is replaced, not merged
+    assert full.n_epochs == 2
+    assert full.training_method == DPOMethod(method="dpo", dpo_beta=0.1)
+    tweaked = FineTuneConfig.parse(base, dpo_beta=0.3, scheduler_num_cycles=2.0)
+    assert tweaked.training_method == DPOMethod(method="dpo", dpo_beta=0.3)
+    assert tweaked.lr_scheduler.lr_scheduler_args.model_dump() == {"min_lr_ratio": 0.1, "num_cycles": 2.0}
+    assert tweaked.training_type == LoRATraining(type="Lora", lora_r=16)
+    sft = FineTuneConfig.parse(base, training_method="sft")
+    assert sft.training_method == SFTMethod(method="sft")
+
+
+def test_parse_overrides_on_a_mapping_or_nothing() -> None:
+    flat = {"training_file": TF, "model": MODEL, "lora_r": 8}
+    assert FineTuneConfig.parse(None, **flat) == FineTuneConfig(**flat)
+    assert FineTuneConfig.parse({"training_file": TF}, model=MODEL, lora_r=8) == FineTuneConfig(**flat)
+    resumed = FineTuneConfig.parse({"training_file": TF, "from_checkpoint": "ft-1"}, n_epochs=2)
+    assert resumed.training_type is None
+
+
+@pytest.mark.parametrize(
+    ("base", "overrides", "field", "words"),
+    [
+        ({}, {"dpo_beta": 0.1}, "dpo_beta", "DPO option but training_method is 'sft'"),
+        ({"lora": False}, {"lora_r": 8}, "lora_r", "LoRA option but lora=False"),
+        ({}, {"wandb_key": "wk-1"}, "wandb_key", "is a secret"),
+        ({"training_method": "dpo"}, {"train_on_inputs": True}, "train_on_inputs", "only applies to SFT"),
+        ({}, {"n_epochs": 0, "lora": "sometimes"}, "lora", "must be true (LoRA) or false"),
+    ],
+    ids=["dpo-option-on-sft", "lora-option-on-full", "secret", "train-on-inputs-on-dpo", "bad-flag"],
+)
+def test_parse_overrides_are_validated_with_the_base(
+    base: dict[str, Any], overrides: dict[str, Any], field: str, words: str
+) -> None:
+    config = FineTuneConfig(**_flat(**base))
+    with pytest.raises(TogetherConfigError) as info:
+        FineTuneConfig.parse(config, **overrides)
+    assert any(f == field and words in message for f, message in info.value.problems), info.value.problems

@@ -1,0 +1,121 @@
+"""A deferred fine-tune in a real Airflow: resumed by the triggerer, killed by users, and a triggerer crash.
+
+The emulator's ``stall`` scenario holds a job in ``running`` for as long as a test needs to act on the deferred
+task; switching the job to ``complete`` lets it finish. No test depends on how fast anything runs: every wait is
+a bounded poll of a state.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from e2e_support import expected_event_lines, job_status, jobs_with_suffix, wait_for
+
+if TYPE_CHECKING:
+    from local_airflow import LocalAirflow
+
+pytestmark = pytest.mark.e2e
+
+DAG = "e2e_deferred"
+TASK = "fine_tune"
+CANCELLED = {"cancel_requested", "cancelled"}
+
+
+def _start_stalled_run(airflow: LocalAirflow, emulator: Any, suffix: str) -> tuple[str, str]:
+    """Trigger a run whose job stalls in ``running``; return (run_id, job_id) once the task is deferred."""
+    emulator.admin.add_scenario("stall", suffix=suffix, at=0.5)
+    run_id = airflow.rest.trigger(DAG, {"suffix": suffix})
+    airflow.rest.wait_ti(DAG, run_id, TASK, states={"deferred"}, timeout=180)
+    job_id = airflow.rest.xcom(DAG, run_id, TASK, "job_id")
+    assert isinstance(job_id, str) and job_id.startswith("ft-")
+    # Deferred is not yet watched: the triggerer picks new triggers up on its next loop, and Airflow only runs a
+    # trigger's on_kill once it runs. A user acts on a task whose log already streams events; so do we.
+    wait_for(
+        lambda: _log_events(airflow, run_id),
+        lambda lines: any("Together event [training_start]" in line for line in lines),
+        timeout=90,
+        what="the triggerer streaming the job's events into the task log",
+    )
+    return run_id, job_id
+
+
+def _log_events(airflow: LocalAirflow, run_id: str, try_number: int = 1) -> list[str]:
+    return airflow.rest.task_log_events(DAG, run_id, TASK, try_number)
+
+
+def _assert_each_event_logged_once(airflow: LocalAirflow, emulator: Any, run_id: str, job_id: str) -> None:
+    expected = expected_event_lines(emulator, job_id)
+    assert len(expected) >= 10  # pending ... job_complete: the whole life of a job
+    logged = _log_events(airflow, run_id)
+    counts = {line: logged.count(line) for line in expected}
+    assert counts == dict.fromkeys(expected, 1), "each Together event must appear exactly once in the task log"
+
+
+def test_deferred_task_resumed_by_triggerer_streams_events_and_link(airflow: LocalAirflow, emulator: Any) -> None:
+    suffix = "e2e-resume"
+    run_id, job_id = _start_stalled_run(airflow, emulator, suffix)
+
+    # While deferred: the link's XCom and the extra link itself already point at the job.
+    url = f"https://api.together.ai/fine-tuning/{job_id}"
+    assert airflow.rest.xcom(DAG, run_id, TASK, "job_url") == url
+    assert airflow.rest.links(DAG, run_id, TASK) == {"Together fine-tuning job": url}
+    ti = airflow.rest.task_instance(DAG, run_id, TASK)
+    assert ti["state"] == "deferred" and ti["trigger"] is not None and ti["triggerer_job"] is not None
+
+    emulator.admin.set_job_scenario(job_id, "complete")
+    assert airflow.rest.wait_dag_run(DAG, run_id, timeout=180) == "success"
+    assert job_status(emulator, job_id) == "completed"
+    result = airflow.rest.xcom(DAG, run_id, TASK)
+    assert result["job_id"] == job_id and result["status"] == "completed"
+    assert result["model_output_name"]
+    _assert_each_event_logged_once(airflow, emulator, run_id, job_id)
+    assert [job["id"] for job in jobs_with_suffix(emulator, suffix)] == [job_id]
+
+
+def test_marking_deferred_task_failed_cancels_the_job(airflow: LocalAirflow, emulator: Any) -> None:
+    run_id, job_id = _start_stalled_run(airflow, emulator, "e2e-markfail")
+
+    airflow.rest.set_ti_state(DAG, run_id, TASK, "failed")
+
+    # Airflow 3.3 runs the trigger's on_kill, which cancels the job; bounded by [triggerer] on_kill_timeout.
+    wait_for(lambda: job_status(emulator, job_id), CANCELLED.__contains__, timeout=30, what=f"{job_id} cancelled")
+    assert airflow.rest.wait_dag_run(DAG, run_id, timeout=60) == "failed"
+
+
+def test_clearing_deferred_task_cancels_the_job_and_the_new_try_submits_again(
+    airflow: LocalAirflow, emulator: Any
+) -> None:
+    suffix = "e2e-clear"
+    run_id, job_id = _start_stalled_run(airflow, emulator, suffix)
+
+    airflow.rest.clear(DAG, run_id, [TASK])
+
+    wait_for(lambda: job_status(emulator, job_id), CANCELLED.__contains__, timeout=30, what=f"{job_id} cancelled")
+    # The new try does not reuse the cancelled job: it submits one replacement and defers on it.
+    airflow.rest.wait_ti(
+        DAG, run_id, TASK, states={"deferred"}, timeout=180, predicate=lambda ti: ti["try_number"] == 2
+    )
+    new_job = airflow.rest.xcom(DAG, run_id, TASK, "job_id")
+    assert new_job != job_id
+    assert sorted(job["id"] for job in jobs_with_suffix(emulator, suffix)) == sorted([job_id, new_job])
+    # Leave nothing running: marking the new try failed cancels its job too.
+    airflow.rest.set_ti_state(DAG, run_id, TASK, "failed")
+    wait_for(lambda: job_status(emulator, new_job), CANCELLED.__contains__, timeout=30, what=f"{new_job} cancelled")
+
+
+def test_triggerer_sigkill_mid_job_loses_and_repeats_no_event(airflow: LocalAirflow, emulator: Any) -> None:
+    suffix = "e2e-triggerer-kill"
+    run_id, job_id = _start_stalled_run(airflow, emulator, suffix)
+
+    airflow.kill_component("triggerer")  # SIGKILL: no cleanup, no cursor flush beyond what was persisted
+    # The job keeps training while no triggerer watches it; its remaining events must still reach the log.
+    emulator.admin.set_job_scenario(job_id, "complete")
+    wait_for(lambda: job_status(emulator, job_id), "completed".__eq__, timeout=120, what=f"{job_id} completed")
+    airflow.restart_component("triggerer")
+    airflow.wait_healthy(timeout=120)
+
+    assert airflow.rest.wait_dag_run(DAG, run_id, timeout=180) == "success"
+    _assert_each_event_logged_once(airflow, emulator, run_id, job_id)
+    assert [job["id"] for job in jobs_with_suffix(emulator, suffix)] == [job_id]
+    assert airflow.rest.task_instance(DAG, run_id, TASK)["try_number"] == 1
