@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import ssl
     from collections.abc import Awaitable, Callable
 
-    from airflow_provider_together._http import TogetherSettings
+    from airflow_provider_together._settings import TogetherSettings
 
 log = logging.getLogger("airflow_provider_together.hooks")
 

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     import httpx
 
     from airflow_provider_together._flow import Action, Flow
-    from airflow_provider_together._http import FileRegion, Spec, TogetherSettings
+    from airflow_provider_together._http import FileRegion, Spec
+    from airflow_provider_together._settings import TogetherSettings
 
 T = TypeVar("T")
 

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 
 if TYPE_CHECKING:
-    from airflow_provider_together._http import Spec, TogetherSettings
+    from airflow_provider_together._http import Spec
     from airflow_provider_together._retry import RetryPolicy
+    from airflow_provider_together._settings import TogetherSettings
 
 T = TypeVar("T")
 

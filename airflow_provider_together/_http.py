@@ -1,5 +1,5 @@
 """
-The pure HTTP core of the hook: settings from a Connection, request specs, and error mapping.
+The pure HTTP core of the hook: request specs, request building and error mapping.
 
 Nothing here sends a request, sleeps or touches a file, so the sync and async shells (``_drivers``)
 share every decision, and most of it is tested without any HTTP mocking (the A4/A5 ``BaseClient`` idea).
@@ -9,13 +9,11 @@ share every decision, and most of it is tested without any HTTP mocking (the A4/
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, NoReturn
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -24,7 +22,6 @@ from airflow_provider_together.exceptions import (
     TogetherAPIError,
     TogetherAuthError,
     TogetherBadRequestError,
-    TogetherConfigError,
     TogetherNotFoundError,
     TogetherRateLimitError,
     TogetherServerError,
@@ -34,7 +31,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
-DEFAULT_BASE_URL = "https://api.together.ai/v1"
+    from airflow_provider_together._settings import TogetherSettings
+
 USER_AGENT = f"airflow-provider-together/{__version__} httpx/{httpx.__version__}"
 # Headers Together (and Cloudflare in front of it) use for a request id; the first one present wins.
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-together-request-id", "cf-ray")
@@ -49,142 +47,6 @@ class Retry(Enum):
     """Safe to resend after any transient failure: connect errors, timeouts, 408, 429, 5xx."""
     SUBMIT = "submit"
     """Creates something billable: resent only if the server cannot have acted (connect error, 429)."""
-
-
-@dataclass(frozen=True)
-class TogetherSettings:
-    """
-    Everything the hook needs from the Airflow connection, resolved once and cached.
-
-    :param base_url: normalised API root, always ending in ``/v1``.
-    :param api_key: bearer token; excluded from ``repr`` so it never reaches a log line.
-    :param timeout: seconds per read/write/pool wait (``extra.request_timeout``).
-    :param connect_timeout: seconds to establish a connection (``extra.connect_timeout``).
-    :param max_retries: resends after the first attempt (``extra.max_retries``).
-    :param retry_delay: first exponential back-off step in seconds (``extra.retry_delay``).
-    :param retry_max_delay: cap of the exponential back-off (``extra.retry_max_delay``).
-    :param max_in_flight: async requests in flight per (event loop, connection); more queue
-        (``extra.max_concurrent_requests``).
-    """
-
-    base_url: str = DEFAULT_BASE_URL
-    api_key: str = field(default="", repr=False)
-    timeout: float = 60.0
-    connect_timeout: float = 5.0
-    max_retries: int = 2
-    retry_delay: float = 1.0
-    retry_max_delay: float = 10.0
-    max_in_flight: int = 32
-
-    @property
-    def allows_plain_http(self) -> bool:
-        """Whether presigned upload URLs may be plain http: only when the API itself is http on loopback."""
-        parts = urlsplit(self.base_url)
-        return parts.scheme == "http" and _is_loopback(parts.hostname or "")
-
-    def httpx_timeout(self, *, read: float | None = None) -> httpx.Timeout:
-        """The httpx timeout for one request; ``read`` overrides the read timeout (uploads wait longer)."""
-        return httpx.Timeout(self.timeout, connect=self.connect_timeout, read=read or self.timeout)
-
-
-# (extra key, settings attribute, type, minimum)
-_EXTRAS: tuple[tuple[str, str, type, float], ...] = (
-    ("request_timeout", "timeout", float, 1),
-    ("connect_timeout", "connect_timeout", float, 0.1),
-    ("max_retries", "max_retries", int, 0),
-    ("retry_delay", "retry_delay", float, 0),
-    ("retry_max_delay", "retry_max_delay", float, 0),
-    ("max_concurrent_requests", "max_in_flight", int, 1),
-)
-
-
-def settings_from_connection(
-    *, host: str | None, password: str | None, schema: str | None, port: int | None, extra: Mapping[str, Any]
-) -> TogetherSettings:
-    """
-    Build settings from a connection's fields, checking every extra at once.
-
-    URI-form connections deliver extras as strings (``?max_retries=3``), so numbers are coerced here
-    rather than trusted. Problems raise :class:`TogetherConfigError` naming the field, before any HTTP call.
-    """
-    problems: list[tuple[str, str]] = []
-    values: dict[str, Any] = {}
-    for key, attr, kind, minimum in _EXTRAS:
-        raw = extra.get(key)
-        if raw is None or raw == "":
-            continue
-        number = _coerce(raw, kind)
-        if number is None:
-            problems.append((f"extra.{key}", f"must be {'an integer' if kind is int else 'a number'}"))
-            continue
-        if number < minimum:
-            problems.append((f"extra.{key}", f"must be >= {minimum}"))
-            continue
-        values[attr] = number
-    if not password:
-        problems.append(("password", "the API key is empty: set it as the connection's password"))
-    try:
-        base_url = normalize_base_url(host, schema=schema, port=port)
-    except ValueError as exc:
-        problems.append(("host", str(exc)))
-        base_url = DEFAULT_BASE_URL
-    if problems:
-        raise TogetherConfigError(problems, heading="Invalid Together connection")
-    settings = TogetherSettings(base_url=base_url, api_key=password or "", **values)
-    if settings.connect_timeout > settings.timeout:
-        settings = replace(settings, connect_timeout=settings.timeout)
-    return settings
-
-
-def _coerce(raw: Any, kind: type) -> float | int | None:
-    if isinstance(raw, bool):
-        return None
-    try:
-        number = float(raw)
-    except (TypeError, ValueError):
-        return None
-    if not math.isfinite(number):
-        return None
-    if kind is int:
-        return int(number) if number.is_integer() else None
-    return number
-
-
-def normalize_base_url(host: str | None, *, schema: str | None = None, port: int | None = None) -> str:
-    """
-    Turn whatever users type as the connection host into ``scheme://host[:port]/.../v1``.
-
-    Accepted: empty (the default), ``api.together.ai``, ``https://api.together.ai``, either with ``/v1``,
-    and the URI form (``host`` plus ``schema="v1"``). A bare loopback host defaults to http, because the
-    local emulator is the only plain-http Together there is.
-    """
-    host = (host or "").strip()
-    if not host:
-        return DEFAULT_BASE_URL
-    if "://" not in host:
-        bare = urlsplit(f"//{host}").hostname or ""
-        host = f"{'http' if _is_loopback(bare) else 'https'}://{host}"
-    parts = urlsplit(host)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{host!r} is not an http(s) URL")
-    netloc = parts.netloc
-    if port and parts.port is None:
-        netloc = f"{netloc}:{port}"
-    path = parts.path.rstrip("/")
-    if schema and not path.endswith("/" + schema.strip("/")):
-        path = f"{path}/{schema.strip('/')}"
-    if not path.endswith("/v1"):
-        path = f"{path}/v1"
-    return urlunsplit((parts.scheme, netloc, path, "", ""))
-
-
-def _is_loopback(hostname: str) -> bool:
-    if hostname == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(hostname).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)

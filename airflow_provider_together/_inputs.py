@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 #: Together file ids are ``file-`` followed by a UUID.
 FILE_ID_PATTERN = re.compile(r"^file-[0-9A-Za-z-]{6,}$")
 _CHUNK = 1 << 20
+#: A value ending like a data file is a path, never an id: a missing one is reported without asking Together.
+_DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 
 
 def sha256_of(path: Path) -> str:
@@ -95,8 +97,6 @@ class FileResolver:
         self.wait_timeout = wait_timeout
         self.poll_interval = poll_interval
         self._by_checksum: MutableMapping[str, str] = {}
-        #: Rough token counts of the checked local files, by file id (for the price log).
-        self.estimated_tokens: dict[str, int] = {}
 
     def resolve(self, value: Any, *, field: str, purpose: str = "fine-tune") -> str:
         """
@@ -112,7 +112,12 @@ class FileResolver:
             with _local_copy(value) as path:
                 if path is not None:
                     file_id = self._upload(path, field=field, purpose=purpose)
-                elif isinstance(value, str) and value and "/" not in value:
+                elif (
+                    isinstance(value, str)
+                    and value
+                    and "/" not in value
+                    and not value.endswith(_DATA_SUFFIXES)
+                ):
                     file_id = self._existing(value, field=field)
                 else:
                     raise TogetherConfigError(
@@ -156,7 +161,7 @@ class FileResolver:
         file_id = self._by_checksum.get(checksum)
         if file_id is None and self.state is not None:
             stored = self.state.get(key)
-            file_id = stored if isinstance(stored, str) else None
+            file_id = stored if isinstance(stored, str) and self._still_exists(stored) else None
         if file_id is not None:
             log.info("%s: these bytes were already uploaded as %s; not uploading again", field, file_id)
         else:
@@ -167,6 +172,13 @@ class FileResolver:
             if self.state is not None:
                 self.state.set(key, file_id)
         self._by_checksum[checksum] = file_id
-        if report.estimated_tokens:
-            self.estimated_tokens[file_id] = report.estimated_tokens
         return file_id
+
+    def _still_exists(self, file_id: str) -> bool:
+        # A file remembered by an earlier try may have been deleted on Together since; then upload again.
+        try:
+            self.hook.get_file(file_id)
+        except TogetherNotFoundError:
+            log.info("File %s remembered from an earlier try is gone from Together; uploading again", file_id)
+            return False
+        return True

@@ -49,24 +49,30 @@ def build_config(op: TogetherFineTuneOperator) -> FineTuneConfig:
     try:
         if isinstance(base, FineTuneConfig) and not flat:
             return base
-        data: dict[str, Any] = {}
+        data: FineTuneConfig | dict[str, Any] | None = None
         if isinstance(base, FineTuneConfig):
-            data = base.model_dump(mode="json", exclude_none=True)
+            data = base
         elif base is not None:
             if not isinstance(base, dict):
                 raise TogetherConfigError(
                     [("config", f"expected a dict or FineTuneConfig, got {type(base).__name__}")]
                 )
-            data = dict(base)
-        reject_inline_secrets(data)
-        data.update(flat)
-        for field in ("training_file", "validation_file"):
-            # A path or ObjectStoragePath is resolved to a file id later; the static check sees its text.
-            if data.get(field) is not None and not isinstance(data[field], str):
-                data[field] = str(data[field])
-        return FineTuneConfig.parse(data)
+            reject_inline_secrets(base)
+            data = _paths_as_text(base)
+        # parse() lays the flat keywords over the base option by option, replacing a group whose variant
+        # changes (``lora=False`` over a LoRA config), which a plain dict merge cannot do.
+        return FineTuneConfig.parse(data, **_paths_as_text(flat))
     except TogetherConfigError as exc:
         raise AirflowFailException(str(exc)) from exc
+
+
+def _paths_as_text(options: dict[str, Any]) -> dict[str, Any]:
+    """A path or ObjectStoragePath is resolved to a file id later; the static check sees its text."""
+    out = dict(options)
+    for field in ("training_file", "validation_file"):
+        if out.get(field) is not None and not isinstance(out[field], str):
+            out[field] = str(out[field])
+    return out
 
 
 def _raw(op: TogetherFineTuneOperator, config: FineTuneConfig, field: str) -> Any:

@@ -26,7 +26,8 @@ from airflow_provider_together.exceptions import TogetherAmbiguousSubmitError, T
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from airflow_provider_together._http import Spec, TogetherSettings
+    from airflow_provider_together._http import Spec
+    from airflow_provider_together._settings import TogetherSettings
 
 MAX_RETRY_AFTER = 60.0
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})

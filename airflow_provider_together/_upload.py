@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow_provider_together._flow import GIB, MIB, Gather, Run, call, log, request
-from airflow_provider_together._http import FileRegion, Spec, TogetherSettings, raise_error
+from airflow_provider_together._http import FileRegion, Spec, raise_error
 from airflow_provider_together._ops import get_file, one
 from airflow_provider_together.exceptions import TogetherError, TogetherFileRejectedError
 from airflow_provider_together.models import FileObject
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     import httpx
 
     from airflow_provider_together._flow import Context, Flow, UploadOptions
+    from airflow_provider_together._settings import TogetherSettings
 
 FILE_TYPES = {".jsonl": "jsonl", ".parquet": "parquet", ".csv": "csv"}
 MAX_FILE_SIZE = int(50.1 * GIB)

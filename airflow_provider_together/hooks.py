@@ -19,8 +19,9 @@ from airflow.providers.common.compat.sdk import BaseHook
 from airflow_provider_together import _client, _ops, _upload
 from airflow_provider_together._drivers import arun_flow, run_flow
 from airflow_provider_together._flow import Context, UploadOptions
-from airflow_provider_together._http import TogetherSettings, redact, settings_from_connection
+from airflow_provider_together._http import redact
 from airflow_provider_together._retry import RetryPolicy
+from airflow_provider_together._settings import TogetherSettings, settings_from_connection
 
 if TYPE_CHECKING:
     import os

@@ -119,7 +119,8 @@ class TogetherFineTuneOperator(BaseOperator):
     :param wait_for_completion: wait for the job to end; False returns right after submitting.
     :param poll_interval: seconds between status polls.
     :param timeout: seconds to wait for the job; then it is cancelled (``cancel_on_timeout``) and the task
-        fails. ``None`` waits as long as Airflow lets it.
+        fails. ``None`` uses ``execution_timeout`` when deferred (Airflow does not bound a deferral by
+        itself), else waits as long as Airflow lets it.
     :param max_price_usd: fail before submitting when Together's estimate exceeds this many dollars.
     :param cancel_on_kill: cancel the job when the task is killed (worker kill, or a user acting on the
         deferred task on Airflow 3.3+).
@@ -302,11 +303,14 @@ class TogetherFineTuneOperator(BaseOperator):
 
         from airflow_provider_together.triggers import TogetherFineTuneTrigger
 
-        end_time = time.time() + self.timeout if self.timeout else None
+        # Airflow's execution_timeout does not bound a deferred task, so it becomes the trigger's deadline
+        # when no explicit timeout was given: the job is cancelled instead of outliving the task.
+        limit = self.timeout
+        if limit is None and self.execution_timeout is not None:
+            limit = self.execution_timeout.total_seconds()
+        end_time = time.time() + limit if limit else None
         defer_timeout = (
-            timedelta(seconds=self.timeout + self.poll_interval + _DEFER_TIMEOUT_MARGIN_S)
-            if self.timeout
-            else None
+            timedelta(seconds=limit + float(self.poll_interval) + _DEFER_TIMEOUT_MARGIN_S) if limit else None
         )
         self.defer(
             trigger=TogetherFineTuneTrigger(

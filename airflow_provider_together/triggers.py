@@ -26,7 +26,6 @@ import random
 import time
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowRuntimeError
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_together._progress import (
@@ -49,8 +48,23 @@ if TYPE_CHECKING:
 
 __all__ = ["CURSOR_XCOM_KEY", "TogetherFineTuneTrigger"]
 
-#: What the XCom comms path raises when it cannot serve a request (no supervisor, refused by the API).
-_XCOM_ERRORS: tuple[type[BaseException], ...] = (AirflowRuntimeError, RuntimeError, TypeError, OSError)
+
+def _xcom_errors() -> tuple[type[BaseException], ...]:
+    """
+    Return what the XCom comms path raises when it cannot serve a request.
+
+    No supervisor channel in this process (ImportError of SUPERVISOR_COMMS), a closed channel, or a request
+    the API refused (``AirflowRuntimeError`` of the Task SDK).
+    """
+    errors: tuple[type[BaseException], ...] = (ImportError, RuntimeError, TypeError, OSError)
+    try:
+        from airflow.sdk.exceptions import AirflowRuntimeError
+    except ImportError:  # defensive: the Task SDK has had it since Airflow 3.0
+        return errors
+    return (AirflowRuntimeError, *errors)
+
+
+_XCOM_ERRORS = _xcom_errors()
 
 #: XCom key (on the waiting task instance) where the trigger mirrors its event cursor.
 CURSOR_XCOM_KEY = "together_event_cursor"

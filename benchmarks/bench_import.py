@@ -56,6 +56,10 @@ COMPARE_PACKAGES = [
     "airflow-provider-together",
 ]
 TARGET_MS = 50.0
+#: The judged figure. CPU time (user + sys) of the import, not wall time: on a shared 2-core machine wall
+#: time mostly measures the other tenants (seen here: load 7, wall 3x CPU), while an import is single-
+#: threaded and reads from the page cache, so on an idle machine the two agree.
+KEY = "cpu_s"
 TARGET_RATIO = 8.0
 
 
@@ -112,12 +116,12 @@ def run_exec(python: str, modules: list[str], runs: int) -> tuple[dict[str, list
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     add_common_args(parser)
-    parser.add_argument("--runs", type=int, default=None, help="samples per module (default 15, smoke 2)")
+    parser.add_argument("--runs", type=int, default=None, help="samples per module (default 10, smoke 2)")
     parser.add_argument("--python", help="interpreter to measure in (default: the compare venv)")
     parser.add_argument("--exec", action="store_true", help="a new interpreter per sample instead of fork")
     args = parser.parse_args(argv)
 
-    runs = args.runs or (2 if args.smoke else 15)
+    runs = args.runs or (2 if args.smoke else 10)
     if args.python:
         python = args.python
     elif args.smoke:
@@ -144,10 +148,11 @@ def main(argv: list[str] | None = None) -> dict:
         }
     # A missing module of ours is a failure, not a free pass: the worst case is then undefined (nan).
     ours_ok = all(stats[m]["n"] for _, m in OURS)
-    ours_worst = max(stats[m]["wall_s"] for _, m in OURS) if ours_ok else float("nan")
+    ours_worst = max(stats[m][KEY] for _, m in OURS) if ours_ok else float("nan")
+    ours_worst_wall = max(stats[m]["wall_s"] for _, m in OURS) if ours_ok else float("nan")
     ours_worst_kb = max(stats[m]["peak_kb"] for _, m in OURS) if ours_ok else float("nan")
     installed = [stats[m] for _, m in COMPETITORS if stats[m]["n"]]
-    lightest = min(installed, key=lambda s: s["wall_s"]) if installed else None
+    lightest = min(installed, key=lambda s: s[KEY]) if installed else None
     lightest_mem = min((s["peak_kb"] for s in installed), default=float("nan"))
 
     rows = []
@@ -160,27 +165,32 @@ def main(argv: list[str] | None = None) -> dict:
             [
                 label,
                 f"`{module}`",
-                fmt_ms(s["wall_s"]),
                 fmt_ms(s["cpu_s"]),
+                fmt_ms(s["wall_s"]),
                 fmt_mb(s["peak_kb"]),
                 f"{s['modules_added']:.0f}",
-                fmt_ratio(s["wall_s"] / ours_worst) if ours_worst > 0 else "n/a",
+                fmt_ratio(s[KEY] / ours_worst) if ours_worst > 0 else "n/a",
             ]
         )
     targets = [
         {
-            "target": f"each of our modules <= {TARGET_MS:.0f} ms",
+            "target": f"each of our modules <= {TARGET_MS:.0f} ms (CPU time)",
             "value": fmt_ms(ours_worst),
             "met": bool(ours_worst * 1000 <= TARGET_MS) if ours_ok else False,
         },
         {
-            "target": f">= {TARGET_RATIO:.0f}x lighter than the lightest competitor (time)",
+            "target": f"each of our modules <= {TARGET_MS:.0f} ms (wall time; load-sensitive, shown for honesty)",
+            "value": fmt_ms(ours_worst_wall),
+            "met": bool(ours_worst_wall * 1000 <= TARGET_MS) if ours_ok else False,
+        },
+        {
+            "target": f">= {TARGET_RATIO:.0f}x lighter than the lightest competitor (CPU time)",
             "value": (
-                f"{fmt_ratio(lightest['wall_s'] / ours_worst)} (lightest: {lightest['label']}, {fmt_ms(lightest['wall_s'])})"
+                f"{fmt_ratio(lightest[KEY] / ours_worst)} (lightest: {lightest['label']}, {fmt_ms(lightest[KEY])})"
                 if lightest
                 else "no competitor installed"
             ),
-            "met": (bool(lightest["wall_s"] / ours_worst >= TARGET_RATIO) if ours_ok else False)
+            "met": (bool(lightest[KEY] / ours_worst >= TARGET_RATIO) if ours_ok else False)
             if lightest
             else None,
         },
@@ -201,11 +211,11 @@ def main(argv: list[str] | None = None) -> dict:
         "columns": [
             "contender",
             "module",
-            "time (median)",
-            "CPU (median)",
+            "import CPU time (median)",
+            "wall time (median)",
             "peak RSS growth (median)",
             "modules added",
-            "x ours (time)",
+            "x ours (CPU)",
         ],
         "rows": rows,
         "targets": targets,
@@ -214,7 +224,9 @@ def main(argv: list[str] | None = None) -> dict:
             f", contenders interleaved in a shuffled order each round; interpreter `{python}`.",
             f"Baseline `import airflow.sdk` in that interpreter: {fmt_ms(base.get('baseline_s', float('nan')))}, "
             f"RSS {fmt_mb(base.get('baseline_rss_kb', float('nan')))} (not included above).",
-            "'x ours' divides by the slowest of our three modules.",
+            "Judged on CPU time (user+sys of the import): on this shared machine wall time mostly measures the"
+            " other tenants; an import is single-threaded and served from the page cache, so on an idle machine"
+            " wall and CPU agree. 'x ours' divides by the slowest of our three modules.",
             "Peak RSS growth: VmHWM after the import minus VmRSS before it (VmHWM reset via /proc/self/clear_refs).",
         ],
         "data": {

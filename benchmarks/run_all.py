@@ -119,6 +119,41 @@ def render(
     return "\n".join(lines)
 
 
+#: Files whose block between these markers is replaced by the latest targets table (full runs only).
+MARKED_DOCS = [ROOT / "docs" / "benchmarks.md", ROOT / "README.md"]
+START, END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
+
+
+def summary(results: list[dict[str, Any]], machine: dict[str, Any]) -> str:
+    """The short table for the README: every target, its figure and verdict, and where it was measured."""
+    rows = []
+    for result in results:
+        if result.get("failed"):
+            rows.append([result["name"], "benchmark run", "FAILED", "NOT met"])
+            continue
+        rows += [[result["name"], t["target"], t["value"], met_word(t.get("met"))] for t in result["targets"]]
+    head = (
+        f"Latest `make bench` ({machine['date']}; {machine['cpu']}, {machine['cores']} cores, shared machine)."
+        " Full tables: [benchmarks/RESULTS.md](../benchmarks/RESULTS.md)."
+    )
+    return head + "\n\n" + render_table(["benchmark", "target", "measured", "verdict"], rows)
+
+
+def update_marked(paths: list[Path], block: str) -> list[Path]:
+    """Replace the text between the markers in each file that has them; return the files changed."""
+    changed = []
+    for path in paths:
+        if not path.exists():
+            continue
+        text = path.read_text()
+        start, end = text.find(START), text.find(END)
+        if start < 0 or end < start:
+            continue
+        path.write_text(text[: start + len(START)] + "\n" + block + "\n" + text[end:])
+        changed.append(path)
+    return changed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes; write to the work folder")
@@ -150,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - t0
     out.write_text(render(results, machine, versions, total) + "\n")
     print(f"wrote {out} ({total:.0f} s)")
+    if not args.smoke and not args.out and chosen is None:
+        for path in update_marked(MARKED_DOCS, summary(results, machine)):
+            print(f"updated the table in {path.relative_to(ROOT)}")
     return 1 if any(r.get("failed") for r in results) else 0
 
 

@@ -142,6 +142,11 @@ class AirflowREST:
             )
         )
 
+    def tries(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> list[dict[str, Any]]:
+        """Return every try of a task instance (history and current), oldest first."""
+        path = self._ti_path(dag_id, run_id, task_id, map_index) + "/tries"
+        return sorted(self.request("GET", path)["task_instances"], key=lambda t: t["try_number"])
+
     def set_ti_state(self, dag_id: str, run_id: str, task_id: str, state: str, map_index: int = -1) -> Any:
         """Mark a task instance ``failed`` / ``success`` as a user would in the UI (runs trigger ``on_kill``)."""
         return self.request(
@@ -150,8 +155,18 @@ class AirflowREST:
 
     def clear(self, dag_id: str, run_id: str, task_ids: list[str]) -> Any:
         """Clear task instances of one run (a new try is scheduled; a deferred one's trigger is killed)."""
-        body = {"dry_run": False, "dag_run_id": run_id, "task_ids": task_ids, "reset_dag_runs": True}
-        return self.request("POST", f"/dags/{_q(dag_id)}/clearTaskInstances", json=body)
+        # only_failed defaults to True in the API, which would silently skip a deferred or running task.
+        body = {
+            "dry_run": False,
+            "dag_run_id": run_id,
+            "task_ids": task_ids,
+            "only_failed": False,
+            "reset_dag_runs": True,
+        }
+        cleared = self.request("POST", f"/dags/{_q(dag_id)}/clearTaskInstances", json=body)
+        if not cleared.get("task_instances"):
+            raise RuntimeError(f"clear of {dag_id}/{run_id} {task_ids} matched no task instance: {cleared}")
+        return cleared
 
     # --- logs, XCom, links --------------------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ with DAG(
         task_id="wait_for_job",
         job_id="{{ params.job_id }}",
         deferrable=True,
+        start_from_trigger=True,
         poke_interval=POLL_INTERVAL,
         timeout=timedelta(days=2).total_seconds(),
     )

@@ -111,3 +111,48 @@ class LogText:
             if at >= 0:
                 found.append(line[at:].split(" [airflow", 1)[0].strip())
         return found
+
+
+def memory_xcom_backend() -> type:
+    """
+    An XCom backend keeping values in this process (for ``[core] xcom_backend`` in a child interpreter).
+
+    Lets a test run the trigger's XCom cursor mirror without a triggerer: Airflow resolves ``XCom`` from
+    the configured backend class, the documented extension point.
+    """
+    from airflow.sdk.bases.xcom import BaseXCom
+
+    store: dict[tuple[Any, ...], Any] = {}
+
+    class MemoryXCom(BaseXCom):
+        values = store
+
+        @classmethod
+        async def aset(
+            cls,
+            key: str,
+            value: Any,
+            *,
+            dag_id: str,
+            task_id: str,
+            run_id: str,
+            map_index: int = -1,
+            **_: Any,
+        ) -> None:
+            store[(dag_id, run_id, task_id, map_index, key)] = json.loads(json.dumps(value))
+
+        @classmethod
+        async def aget_one(  # type: ignore[override]
+            cls, *, key: str, dag_id: str, task_id: str, run_id: str, map_index: int | None = None, **_: Any
+        ) -> Any:
+            return store.get((dag_id, run_id, task_id, -1 if map_index is None else map_index, key))
+
+    return MemoryXCom
+
+
+def __getattr__(name: str) -> Any:
+    # Built on first use (``[core] xcom_backend = _fine_tune_support.MemoryXCom`` in a child interpreter), so
+    # importing this module never depends on Airflow's XCom internals.
+    if name == "MemoryXCom":
+        return memory_xcom_backend()
+    raise AttributeError(name)

@@ -125,6 +125,17 @@ GOOD = [
         "has_reasoning",
     ),
     good(
+        "image-detail-key",
+        [
+            conv(
+                msg("user", [{"type": "image_url", "image_url": {"url": PNG, "detail": "low"}}]),
+                msg("assistant", [text()]),
+            )
+        ],
+        C,
+        "is_multimodal",
+    ),
+    good(
         "multimodal-conversation",
         [
             conv(
@@ -578,3 +589,11 @@ def test_csv_rows_spanning_lines_and_blank_rows(tmp_path: Path) -> None:
     report = check_file(path, "eval")
     assert [(e.line, e.field) for e in report.errors] == [(5, "row")]
     assert report.num_samples == 2
+
+
+def test_csv_stops_at_max_errors(tmp_path: Path) -> None:
+    path = tmp_path / "eval.csv"
+    path.write_text("a,b\n" + "1\n" * 10)
+    report = check_file(path, "eval", max_errors=4)
+    assert [e.line for e in report.errors] == [2, 3, 4, 5]
+    assert report.truncated

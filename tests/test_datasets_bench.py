@@ -27,8 +27,12 @@ def test_bench_checker_small_writes_table(tmp_path: Path) -> None:
     assert "v3 SDK check_file" in table
     result = json.loads((tmp_path / "checker.json").read_text())
     assert result["smoke"] is True
-    contenders = [row[0] for row in result["rows"]]
-    assert "json.loads per line (floor)" in contenders
-    # Every contender checked the same file and agreed that it is valid.
-    assert {row[-1] for row in result["rows"]} == {"pass"}
-    assert len({row[-2] for row in result["rows"]}) == 1
+    plain = [row for row in result["rows"] if row[0] == "plain"]
+    rich = [row for row in result["rows"] if row[0] == "rich"]
+    assert "json.loads per line (floor)" in [row[1] for row in plain]
+    # Every contender checked the same plain file and agreed that it is valid.
+    assert {row[-1] for row in plain} == {"pass"}
+    assert len({row[-2] for row in plain}) == 1
+    # The rich file uses weights and tools: our check and the v3 one pass it (v1, if present, rejects it).
+    assert {row[1]: row[-1] for row in rich}["ours: deep check"] == "pass"
+    assert {row[1]: row[-1] for row in rich}["v3 SDK check_file (shallow)"] == "pass"

@@ -102,3 +102,10 @@ def test_rows_in_later_batches_are_numbered_from_the_file_start(tmp_path: Path) 
     labels = [[1, 2]] * 1000
     labels[700] = [1]
     assert errors(write(tmp_path / "t.parquet", {"input_ids": ids, "labels": labels})) == [(701, "labels")]
+
+
+def test_parquet_stops_at_max_errors(tmp_path: Path) -> None:
+    columns = {"input_ids": [[1, 2]] * 50, "labels": [[1]] * 50}
+    report = check_file(write(tmp_path / "t.parquet", columns), max_errors=5)
+    assert [(e.line, e.field) for e in report.errors] == [(row, "labels") for row in range(1, 6)]
+    assert report.truncated

@@ -177,15 +177,32 @@ def _random_sample(rng: random.Random) -> dict[str, object]:
     return sample
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_fast_and_precise_paths_agree_on_random_conversations(tmp_path: Path, seed: int) -> None:
+_PLAIN_HEAD = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+# Raises every message-level flag at once, so the rest of its block takes the letters-only shortcut.
+_RICH_HEAD = {
+    "messages": [
+        {"role": "user", "content": "q", "weight": 0},
+        {"role": "assistant", "content": None, "tool_calls": [_CALL]},
+        {"role": "tool", "content": "r", "tool_call_id": "c1"},
+        {"role": "assistant", "content": "a", "reasoning": "why"},
+    ]
+}
+
+
+@pytest.mark.parametrize(
+    ("seed", "head", "block_size"),
+    [(s, _PLAIN_HEAD, 8192) for s in range(5)] + [(s, _RICH_HEAD, 1 << 20) for s in range(5, 8)],
+)
+def test_fast_and_precise_paths_agree_on_random_conversations(
+    tmp_path: Path, seed: int, head: dict[str, object], block_size: int
+) -> None:
     rng = random.Random(seed)
-    head = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
-    lines = [json.dumps(head)] + [json.dumps(_random_sample(rng)) for _ in range(2000)]
+    # The head twice: line 1 settles the format (precise path), line 2 starts the fast path's block.
+    lines = [json.dumps(head)] * 2 + [json.dumps(_random_sample(rng)) for _ in range(2000)]
     path = tmp_path / "random.jsonl"
     path.write_text("\n".join(lines) + "\n")
     fast, precise = CheckReport(str(path), "fine-tune"), CheckReport(str(path), "fine-tune")
-    JsonlChecker(fast, 10**6).run(str(path), block_size=8192)
+    JsonlChecker(fast, 10**6).run(str(path), block_size=block_size)
     JsonlChecker(precise, 10**6, fast=False).run(str(path))
     assert fast.to_dict() == precise.to_dict()
     # Both kinds of line are present, so the comparison means something.

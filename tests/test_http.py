@@ -12,20 +12,22 @@ import pytest
 
 from airflow_provider_together._flow import Context, Send, Sleep, request
 from airflow_provider_together._http import (
-    DEFAULT_BASE_URL,
     USER_AGENT,
     FileRegion,
     Retry,
     Spec,
-    TogetherSettings,
     build_request,
     error_for_response,
-    normalize_base_url,
     raise_for_response,
     redact,
-    settings_from_connection,
 )
 from airflow_provider_together._retry import RetryPolicy
+from airflow_provider_together._settings import (
+    DEFAULT_BASE_URL,
+    TogetherSettings,
+    normalize_base_url,
+    settings_from_connection,
+)
 from airflow_provider_together.exceptions import (
     TogetherAmbiguousSubmitError,
     TogetherAPIError,

@@ -94,6 +94,22 @@ def test_invalid_config_fails_without_retry_before_any_http(emu: Any, tmp_path: 
     assert emu.admin.requests() == {}
 
 
+def test_flat_keywords_override_a_config_group_variant() -> None:
+    from airflow_provider_together._prepare import build_config
+    from airflow_provider_together.models import FineTuneConfig
+
+    base = FineTuneConfig(training_file="file-abc123", model=BASE_MODEL, lora=True, lora_r=8)
+    op = TogetherFineTuneOperator(task_id="t", config=base, lora=False, n_epochs=2)
+    config = build_config(op)
+    assert config.training_type is not None
+    assert config.training_type.type == "Full"
+    assert config.n_epochs == 2
+    as_dict = TogetherFineTuneOperator(
+        task_id="t2", config=base.model_dump(mode="json", exclude_none=True), lora=False
+    )
+    assert build_config(as_dict) == config.model_copy(update={"n_epochs": 1})
+
+
 def test_secret_in_config_is_refused_without_echoing_it(emu: Any, tmp_path: Any) -> None:
     op = _op(tmp_path, config={"wandb_api_key": "wandb-very-secret-value"})
     with pytest.raises(AirflowFailException) as info:
@@ -307,3 +323,58 @@ def test_secrets_come_from_connections_and_never_leak(
         assert secret not in everything
         assert secret not in logs.text
     assert result["status"] == "completed"
+
+
+def test_crash_between_create_and_record_is_recovered_from_the_job_list(emu: Any, tmp_path: Any) -> None:
+    # Airflow 3.3: the try recorded "submitting" but died before writing the job id.
+    emu.admin.set_default_scenario("stall")
+    store = MemoryStateStore()
+    first = _op(tmp_path, wait_for_completion=False).execute(make_context(FakeTI(try_number=1), store))
+    store.data["together_fine_tune_job"]["job_id"] = None
+    second = _op(tmp_path, wait_for_completion=False).execute(make_context(FakeTI(try_number=2), store))
+    assert second["job_id"] == first["job_id"]
+    assert emu.admin.count(CREATE) == 1
+
+
+def test_ambiguous_submit_without_a_job_is_not_resent_and_the_retry_submits(
+    emu: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_together import _reattach
+    from airflow_provider_together.exceptions import TogetherError
+
+    monkeypatch.setattr(_reattach, "RECONCILE_DELAY_S", 0.01)
+    # A 500 that Together answered *without* creating anything: the hook cannot know, so it must not resend.
+    emu.admin.add_fault(CREATE, status=500, count=1)
+    store = MemoryStateStore()
+    with pytest.raises(TogetherError, match="not resent"):
+        _op(tmp_path).execute(make_context(FakeTI(try_number=1), store))
+    assert emu.admin.count(CREATE) == 1
+    assert emu.admin.jobs() == []
+    result = _op(tmp_path).execute(make_context(FakeTI(try_number=2), store))
+    assert result["status"] == "completed"
+    assert emu.admin.count(CREATE) == 2
+    assert len(emu.admin.jobs()) == 1
+
+
+def test_deferrable_pushes_the_link_then_defers_with_a_deadline(emu: Any, tmp_path: Any) -> None:
+    from datetime import timedelta
+
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    from airflow_provider_together.triggers import TogetherFineTuneTrigger
+
+    emu.admin.set_default_scenario("stall")
+    ti = FakeTI()
+    op = _op(tmp_path, deferrable=True, execution_timeout=timedelta(hours=2), cancel_on_kill=False)
+    started = time.time()
+    with pytest.raises(TaskDeferred) as info:
+        op.execute(make_context(ti))
+    trigger = info.value.trigger
+    assert isinstance(trigger, TogetherFineTuneTrigger)
+    assert trigger.job_id == ti.xcoms["job_id"]  # pushed before deferring: the link works while deferred
+    assert trigger.cancel_on_kill is False
+    # execution_timeout does not bound a deferral, so it becomes the trigger's own deadline ...
+    assert started + 7200 - 5 <= trigger.end_time <= time.time() + 7200
+    # ... and Airflow's backstop fires later than the trigger's clean timeout event.
+    assert info.value.timeout > timedelta(hours=2)
+    assert info.value.method_name == "execute_complete"

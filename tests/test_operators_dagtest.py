@@ -172,3 +172,29 @@ def test_sync_dag_keeps_secrets_out_of_xcom_and_rendered_fields(
     everything = json.dumps([list(xcoms.items()), rendered], default=str) + out + err
     for secret in (wandb_key, hf_token):
         assert secret not in everything
+
+
+def test_sensor_example_dag_waits_for_an_external_job(
+    dags_folder: Path, together_emulator_conn: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from _fine_tune_support import create_job
+
+    emu = together_emulator_conn
+    emu.admin.update_settings(speed=FAST)
+    monkeypatch.setenv("TOGETHER_EXAMPLE_POLL_INTERVAL", "0.1")
+    job_id = create_job(tmp_path)  # "started elsewhere"
+    dag = _load(
+        dags_folder,
+        EXAMPLES / "together_wait_for_external_job.py",
+        "together_wait_for_external_job.py",
+        "together_wait_for_external_job",
+    )
+
+    dag_run = dag.test(run_conf={"job_id": job_id})
+
+    assert str(dag_run.state) == "success", _ti_states(dag_run)
+    xcoms = _xcoms(dag.dag_id, dag_run.run_id)
+    assert xcoms[("wait_for_job", "return_value")]["job_id"] == job_id
+    assert (
+        xcoms[("use_model", "return_value")] == xcoms[("wait_for_job", "return_value")]["model_output_name"]
+    )

@@ -142,3 +142,38 @@ def test_deferral_timeout_backstop_cancels_the_job(emu: Any, tmp_path: Path) -> 
     with pytest.raises(AirflowException):
         op.resume_execution("__fail__", {"error": "Trigger timeout"}, make_context(ti))
     assert emu.admin.job(job_id)["cancel_requested"] is True
+
+
+def test_dpo_resumed_from_a_checkpoint_skips_the_price_estimate(emu: Any, tmp_path: Path) -> None:
+    import json
+
+    parent = TogetherFineTuneOperator(
+        task_id="sft",
+        training_file=str(write_training_file(tmp_path / "t.jsonl")),
+        model=BASE_MODEL,
+        deferrable=False,
+        poll_interval=0.05,
+    ).execute(make_context(FakeTI(task_id="sft")))
+    prefs = tmp_path / "prefs.jsonl"
+    with prefs.open("w") as fh:
+        for i in range(20):
+            row = {
+                "input": {"messages": [{"role": "user", "content": f"Say hi number {i}"}]},
+                "preferred_output": [{"role": "assistant", "content": f"Hi {i}!"}],
+                "non_preferred_output": [{"role": "assistant", "content": "No."}],
+            }
+            fh.write(json.dumps(row) + "\n")
+    emu.admin.reset_counts()
+    result = TogetherFineTuneOperator(
+        task_id="dpo",
+        from_checkpoint=parent["job_id"],
+        training_file=str(prefs),
+        training_method="dpo",
+        dpo_beta=0.1,
+        max_price_usd=1000,
+        deferrable=False,
+        poll_interval=0.05,
+    ).execute(make_context(FakeTI(task_id="dpo")))
+    assert result["status"] == "completed"
+    assert emu.admin.count("POST /v1/fine-tunes/estimate-price") == 0
+    assert emu.admin.count("POST /v1/fine-tunes") == 1

@@ -7,6 +7,7 @@ import importlib
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -251,3 +252,85 @@ async def test_on_kill_cancels_only_when_asked(
     else:
         assert status not in ("cancel_requested", "cancelled")
         assert emu.admin.count("POST /v1/fine-tunes/{job_id}/cancel") == 0
+
+
+RESTART_SCRIPT = """
+import asyncio, json, sys, types
+from airflow_provider_together.triggers import TogetherFineTuneTrigger
+from airflow_provider_together.hooks import TogetherHook
+
+JOB = sys.argv[1]
+TI = types.SimpleNamespace(dag_id="d", run_id="r", task_id="fine_tune", map_index=-1)
+ORIGINAL = {"job_id": JOB, "poll_interval": 0.05, "first_poll_jitter": 0}  # what the task deferred with
+
+async def main():
+    first = TogetherFineTuneTrigger(**ORIGINAL)
+    first.task_instance = TI
+    gen = first.run()
+    waiting = asyncio.ensure_future(anext(gen))
+    for _ in range(2000):
+        if first.event_cursor is not None:
+            break
+        await asyncio.sleep(0.01)
+    waiting.cancel()
+    try:
+        await waiting
+    except asyncio.CancelledError:
+        pass
+    await gen.aclose()
+    print("RESTART", flush=True)
+    # Airflow re-creates the trigger from the ORIGINAL kwargs (no cursor in them).
+    second = TogetherFineTuneTrigger(**ORIGINAL)
+    second.task_instance = TI
+    events = [e.payload async for e in second.run()]
+    await TogetherHook.aclose_async_clients()
+    print("EVENTS", json.dumps([e["status"] for e in events]), flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_trigger_recreated_from_original_kwargs_resumes_from_the_xcom_cursor(
+    together_emulator_conn: Any, tmp_path: Any
+) -> None:
+    import subprocess
+    import sys
+
+    from airflow.providers.common.compat.sdk import XCom
+
+    from airflow_provider_together.hooks import TogetherHook
+
+    if not hasattr(XCom, "aset"):
+        pytest.skip(
+            "the XCom cursor mirror needs the async XCom API (Airflow 3.3+); older versions may repeat"
+        )
+    emu = together_emulator_conn
+    emu.admin.update_settings(speed=5.0)
+    job_id = create_job(tmp_path)
+    env = {
+        **os.environ,
+        "AIRFLOW__CORE__XCOM_BACKEND": "_fine_tune_support.MemoryXCom",
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
+    }
+    out = ""
+    with subprocess.Popen(
+        [sys.executable, "-c", RESTART_SCRIPT, job_id],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out += line
+            if line.startswith("RESTART"):
+                emu.admin.update_settings(speed=FAST)
+        assert proc.wait(timeout=120) == 0, out[-3000:]
+    assert 'EVENTS ["success"]' in out, out[-3000:]
+    logged = [
+        line[line.index("Together event [") :].split(" [airflow", 1)[0]
+        for line in out.splitlines()
+        if "Together event [" in line
+    ]
+    assert len(logged) == len(set(logged)), "the re-created trigger repeated events"
+    assert len(logged) == len(TogetherHook().list_fine_tune_events(job_id)), "an event was lost"

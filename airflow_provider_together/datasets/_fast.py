@@ -34,6 +34,9 @@ _PLAIN_LETTERS: dict[type, str] = {
     _schema.PlainUser: "u",
     _schema.PlainAssistant: "a",
 }
+_RICH_LETTERS: dict[type, str] = {_schema.System: "s", _schema.User: "u", _schema.Tool: "t"}
+# Message-level flags: once a block has raised all of them, rich lines only need their turn-order letters.
+_MESSAGE_FLAGS = _sample.MESSAGE_WEIGHTS | _sample.TOOLS | _sample.REASONING
 _plain_decode = msgspec.json.Decoder(_schema.PlainConversation).decode
 _conversation_decode = msgspec.json.Decoder(_schema.Conversation).decode
 _general_decode = msgspec.json.Decoder(_schema.General).decode
@@ -95,6 +98,22 @@ def _letters_and_flags(
             letters.append("t")
             flags |= _sample.TOOLS
     return "".join(letters), flags
+
+
+def _letters(messages: list[_schema.System | _schema.User | _schema.Assistant | _schema.Tool]) -> str:
+    """Return the turn-order letters of rich messages (``""`` rejects), once their flags are all known."""
+    letters = []
+    for message in messages:
+        if type(message) is _schema.Assistant:
+            if message.tool_calls is _UNSET:
+                if message.content is None:
+                    return ""
+                letters.append("a")
+            else:
+                letters.append("c")
+        else:
+            letters.append(_RICH_LETTERS[type(message)])
+    return "".join(letters)
 
 
 def _assistant_flags(message: _schema.Assistant | _schema.OutputAssistant) -> int:
@@ -168,7 +187,7 @@ def _check_conversations(lines: list[bytes]) -> BlockOutcome:
                 messages_total += len(roles)
                 accepted_bytes += len(line)
                 continue
-        rich = _rich_conversation(line)
+        rich = _rich_conversation(line, flags & _MESSAGE_FLAGS == _MESSAGE_FLAGS)
         if rich is None:
             rejected.append(index)
             continue
@@ -184,13 +203,19 @@ def _check_conversations(lines: list[bytes]) -> BlockOutcome:
     return outcome
 
 
-def _rich_conversation(line: bytes) -> tuple[int, int] | None:
-    """Return ``(messages, flags)`` of a valid conversation with optional features, else ``None``."""
+def _rich_conversation(line: bytes, flags_known: bool) -> tuple[int, int] | None:
+    """Return ``(messages, flags)`` of a valid conversation with optional features, else ``None``.
+
+    :param flags_known: every message-level flag is already raised, so only the turn order is computed.
+    """
     try:
         sample = _conversation_decode(line)
     except _DecodeErrors:
         return None
-    letters, flags = _letters_and_flags(sample.messages)
+    if flags_known:
+        letters, flags = _letters(sample.messages), 0
+    else:
+        letters, flags = _letters_and_flags(sample.messages)
     if not letters or _SFT_TURNS_RE.fullmatch(letters) is None:
         return None
     if sample.weight is not _UNSET:

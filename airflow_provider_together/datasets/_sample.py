@@ -52,6 +52,7 @@ class Sample:
         self.first_kind_path = ""
 
     def problem(self, field: str, message: str) -> None:
+        """Record that ``field`` (a path such as ``messages[2].weight``) breaks a rule, said by ``message``."""
         self.result.problems.append((field, message))
 
 

@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from airflow_provider_together.emulator.errors import APIError
 
@@ -103,6 +104,9 @@ class GatedRoute(APIRoute):
                 response = await handler(request)
             except APIError as exc:
                 return error_response(exc)
+            except ClientDisconnect:
+                # The client went away mid-upload; nobody reads this answer, and it is not a server error.
+                return Response(status_code=499)
             if decision.ambiguous is not None:
                 # The work is done and committed; only the answer is lost.
                 return error_response(decision.ambiguous)

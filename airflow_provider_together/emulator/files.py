@@ -23,6 +23,8 @@ from airflow_provider_together.emulator.errors import APIError, not_found
 from airflow_provider_together.models.status import FileProcessingStatus
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow_provider_together.emulator.clock import Clock
 
 __all__ = ["FILE_PURPOSES", "FILE_TYPES", "FileRecord", "FileStore"]
@@ -149,7 +151,8 @@ class FileStore:
         self.clock = clock
         self.files: dict[str, FileRecord] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self.on_change: Any = None
+        # Called after a background validation finished, so the result can be persisted.
+        self.on_change: Callable[[FileRecord], None] | None = None
 
     def path(self, record: FileRecord) -> Path:
         """Where a file's bytes live (with its extension: the checker decides the format by it)."""

@@ -50,7 +50,10 @@ class JobRecord:
     numlines: int
     file_size: int
     deleted: bool = False
-    plan_cache: tuple[int, timeline.Plan] | None = field(default=None, repr=False, compare=False)
+    plan_cache: timeline.Plan | None = field(default=None, repr=False, compare=False)
+    events_cache: tuple[int, list[tuple[float, dict[str, Any]]]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def to_row(self) -> dict[str, Any]:
         """Serialise for persistence (the plan is rebuilt on load)."""
@@ -105,11 +108,10 @@ class JobStore:
         return [record for record in self.jobs.values() if not record.deleted]
 
     def plan(self, record: JobRecord) -> timeline.Plan:
-        """The job's plan, rebuilt only when its spec or the clock's speed changed."""
-        key = len(self.clock.anchors)
-        if record.plan_cache is None or record.plan_cache[0] != key:
-            record.plan_cache = (key, timeline.plan(record.spec))
-        return record.plan_cache[1]
+        """The job's plan, built once per spec (a cancel or a scenario change clears it)."""
+        if record.plan_cache is None:
+            record.plan_cache = timeline.plan(record.spec)
+        return record.plan_cache
 
     def create(
         self, resolved: Resolved, *, scenario: timeline.Scenario, params: dict[str, Any], min_charge: float
@@ -138,7 +140,7 @@ class JobStore:
             n_checkpoints=echo["n_checkpoints"],
             n_evals=echo["n_evals"],
             steps_per_epoch=max(1, math.ceil(numlines / resolved.batch_size)),
-            queue_ahead=sum(1 for job in self.visible() if not self._terminal(job, now_v)),
+            queue_ahead=self._active_jobs(now_v, limit=10),
             token_count=train_tokens + eval_tokens,
             param_count=int(resolved.entry.params_b * 1e9),
             lora=resolved.lora,
@@ -153,6 +155,16 @@ class JobStore:
         )
         self.jobs[job_id] = record
         return record
+
+    def _active_jobs(self, now_v: float, limit: int) -> int:
+        """Jobs still in flight, counted up to ``limit`` (the queue model saturates there)."""
+        count = 0
+        for job in self.visible():
+            if not self._terminal(job, now_v):
+                count += 1
+                if count >= limit:
+                    break
+        return count
 
     def _terminal(self, record: JobRecord, now_v: float) -> bool:
         return timeline.progress_at(record.spec, self.plan(record), now_v).status in _TERMINAL
@@ -176,7 +188,7 @@ class JobStore:
         if record.spec.cancel_v is not None:
             return record  # a repeated cancel while the first one is in progress is not an error
         record.spec = dataclasses.replace(record.spec, cancel_v=now_v)
-        record.plan_cache = None
+        record.plan_cache = record.events_cache = None
         return record
 
     def set_scenario(self, job_id: str, scenario: timeline.Scenario, params: dict[str, Any]) -> JobRecord:
@@ -185,7 +197,7 @@ class JobStore:
         record.spec = dataclasses.replace(
             record.spec, scenario=scenario, scenario_params=params, scenario_not_before=self.clock.now()
         )
-        record.plan_cache = None
+        record.plan_cache = record.events_cache = None
         return record
 
     def delete(self, job_id: str) -> JobRecord:
@@ -199,18 +211,19 @@ class JobStore:
         record.deleted = True
         return record
 
-    def parents(self) -> dict[str, dict[str, Any]]:
-        """Completed jobs by id and by output model name, for ``from_checkpoint``."""
+    def parent(self, name: str) -> dict[str, Any] | None:
+        """
+        The completed job ``name`` refers to (a job id or an output model name), for ``from_checkpoint``.
+
+        :return: ``{"model", "lora"}`` of that job, or ``None`` if there is no such completed job.
+        """
         now_v = self.clock.now()
-        found: dict[str, dict[str, Any]] = {}
         for record in self.visible():
-            if (
-                timeline.progress_at(record.spec, self.plan(record), now_v).status
-                == JobStatus.COMPLETED.value
-            ):
-                info = {"model": record.spec.model, "lora": record.spec.lora}
-                found[record.spec.job_id] = found[record.spec.output_name] = info
-        return found
+            if name in (record.spec.job_id, record.spec.output_name):
+                status = timeline.progress_at(record.spec, self.plan(record), now_v).status
+                if status == JobStatus.COMPLETED.value:
+                    return {"model": record.spec.model, "lora": record.spec.lora}
+        return None
 
     def to_json(self, record: JobRecord, *, full: bool) -> dict[str, Any]:
         """Render the job object (``full`` adds the events, as ``GET /fine-tunes/{id}`` does)."""
@@ -268,10 +281,15 @@ class JobStore:
     def events(self, record: JobRecord, now_v: float | None = None) -> list[dict[str, Any]]:
         """Events that have happened, oldest first."""
         now_v = self.clock.now() if now_v is None else now_v
-        wall_of = self.clock.wall_of
-        return [
-            {**event, "created_at": iso(wall_of(at))} for at, event in self.plan(record).events if at <= now_v
-        ]
+        # Rendered timestamps depend only on the plan and the clock's anchors: render once, filter per poll.
+        anchors = len(self.clock.anchors)
+        if record.events_cache is None or record.events_cache[0] != anchors:
+            wall_of = self.clock.wall_of
+            rendered = [
+                (at, {**event, "created_at": iso(wall_of(at))}) for at, event in self.plan(record).events
+            ]
+            record.events_cache = (anchors, rendered)
+        return [event for at, event in record.events_cache[1] if at <= now_v]
 
     def checkpoints(self, record: JobRecord) -> list[dict[str, Any]]:
         """Saved checkpoints, newest first (as the service lists them)."""

@@ -11,13 +11,16 @@ import asyncio
 import math
 import secrets
 import shutil
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 
 from airflow_provider_together.emulator.app import FastJSON, GatedRoute, state_of
 from airflow_provider_together.emulator.errors import APIError
+
+if TYPE_CHECKING:
+    from airflow_provider_together.emulator.files import FileRecord
 
 router = APIRouter(route_class=GatedRoute)
 
@@ -185,7 +188,7 @@ async def put_part(file_id: str, number: int, request: Request) -> Response:
     return Response(status_code=200, headers={"ETag": f'"{etag}"'})
 
 
-def _upload(request_body: dict[str, Any], request: Request) -> Any:
+def _upload(request_body: dict[str, Any], request: Request) -> FileRecord:
     state = state_of(request)
     record = state.files.get(str(request_body.get("file_id", "")))
     if record.upload_id is None or record.upload_id != request_body.get("upload_id"):

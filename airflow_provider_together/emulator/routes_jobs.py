@@ -43,6 +43,10 @@ async def model_limits(request: Request) -> Response:
     state = state_of(request)
     name = request.query_params.get("model_name", "")
     entry = state.catalog.get(name)
+    if entry is None and name:
+        # The v3 SDK asks for the limits of `from_checkpoint.split(":")[0]`: a job id or an output model name.
+        parent = state.jobs.parent(name.split(":", 1)[0])
+        entry = state.catalog.get(parent["model"]) if parent else None
     if entry is None:
         raise APIError(404, f"Model {name!r} is not available for fine-tuning", bare=True)
     return FastJSON(entry.limits)

@@ -85,7 +85,9 @@ class Emulator:
         return AdminClient(self.root_url)
 
     def start(self) -> Emulator:
-        """Start the process and wait until it prints its base URL."""
+        """Start the process and wait until it prints its base URL (no-op if it is already running)."""
+        if self.process is not None and self.process.poll() is None:
+            return self
         command = [
             sys.executable,
             "-m",

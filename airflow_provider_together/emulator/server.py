@@ -83,7 +83,7 @@ class _AnnouncingServer(uvicorn.Server):
             sys.stdout.flush()
 
 
-def _exit_on_sigterm(signum: int, frame: object) -> None:
+def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
@@ -106,9 +106,10 @@ def serve(
         server_header=False,
     )
     server = _AnnouncingServer(config, base_url_of(sock), state)
-    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the handler it found installed;
-    # this one turns it into a normal exit so the state is closed and the temp data dir removed (exit code 0).
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler it found
+    # installed; this one turns it into a normal exit so the state is closed and the temp data dir removed (exit code 0).
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGINT, _exit_on_signal)
     try:
         server.run(sockets=[sock])
     finally:

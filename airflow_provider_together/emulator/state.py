@@ -118,12 +118,10 @@ class EmulatorState:
             if key == "api_key" or not hasattr(self.settings, key):
                 raise ValueError(f"unknown setting {key!r}")
             current = getattr(self.settings, key)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or value <= 0
-                and key != "min_charge_usd"
-            ):
+            floor_ok = isinstance(value, (int, float)) and (
+                value >= 0 if key == "min_charge_usd" else value > 0
+            )
+            if isinstance(value, bool) or not floor_ok:
                 raise ValueError(f"setting {key!r} must be a positive number")
             setattr(self.settings, key, type(current)(value))
             if key == "speed":
@@ -147,7 +145,7 @@ class EmulatorState:
     def create_job(self, body: Any) -> JobRecord:
         """Validate a create request and register the job."""
         resolved = resolve_request(
-            body, catalog=self.catalog, files=self.files, parents=self.jobs.parents(), now_v=self.clock.now()
+            body, catalog=self.catalog, files=self.files, parent_of=self.jobs.parent, now_v=self.clock.now()
         )
         scenario, params = self.faults.scenario_for(resolved.echo["model"], resolved.echo.get("suffix"))
         record = self.jobs.create(
@@ -175,7 +173,7 @@ class EmulatorState:
         if isinstance(request, dict):
             request.setdefault("n_checkpoints", 1)
         resolved = resolve_request(
-            request, catalog=self.catalog, files=self.files, parents=self.jobs.parents(), now_v=now_v
+            request, catalog=self.catalog, files=self.files, parent_of=self.jobs.parent, now_v=now_v
         )
         dollars, train, evals = price_usd(
             resolved, resolved.echo["n_epochs"], resolved.echo["n_evals"], self.settings.min_charge_usd

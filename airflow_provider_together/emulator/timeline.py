@@ -73,7 +73,7 @@ def _training_events(
     checkpoints: list[tuple[float, dict[str, Any]]] = []
     kind = "adapter" if spec.lora else "model"
     # The last save coincides with the final model, which is reported by the upload events instead.
-    for step in _spread(spec.n_checkpoints, total)[:-1]:
+    for step in sorted(set(_spread(spec.n_checkpoints, total)) - {total}):
         path = f"s3://together-emulator/finetune/{spec.job_id}/checkpoint-{step}"
         events.append(
             (
@@ -261,7 +261,10 @@ def _apply_scenario(result: Plan, spec: JobSpec, running_at: float) -> None:
         result.events.append((at, _event(EventType.JOB_ERROR, message, spec, level=Level.ERROR)))
         result.events.append((at, _event(EventType.REFUND, "Refund issued for the failed job", spec)))
     elif spec.scenario is Scenario.STALL:
-        at = max(result.train_start + train_len * float(params.get("at", 0.4)), floor)
+        if params.get("stage") == JobStatus.QUEUED.value:
+            at = max(result.queued_at + 0.1, floor)  # stuck in the queue: no capacity for this model
+        else:
+            at = max(result.train_start + train_len * float(params.get("at", 0.4)), floor)
         _cut(result, at)
         # The job keeps reporting its last stage forever; only a cancel or the caller's timeout ends it.
         result.stages = [stage for stage in result.stages if stage[1] <= at]
@@ -310,9 +313,10 @@ def progress_at(spec: JobSpec, result: Plan, v: float) -> Progress:
         steps = int(total * (effective - result.train_start) / (result.train_end - result.train_start))
     evals = sum(1 for step in _spread(spec.n_evals, total) if step <= steps)
     queue_depth = 0
-    if status == JobStatus.QUEUED.value and next_change is not None:
-        # Jobs ahead in the queue: one per remaining virtual second, never 0 while still queued.
-        queue_depth = max(1, math.ceil(next_change - v))
+    if status == JobStatus.QUEUED.value:
+        # Jobs ahead in the queue: one per remaining virtual second, never 0 while still queued (and a
+        # constant few when the queue is stalled).
+        queue_depth = 3 if next_change is None else max(1, math.ceil(next_change - v))
     return Progress(
         status=status,
         stage_start=stage_start,

@@ -24,6 +24,8 @@ from airflow_provider_together.emulator.errors import APIError, not_found
 from airflow_provider_together.models.status import FileProcessingStatus
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow_provider_together.emulator.catalog import Catalog, ModelEntry
     from airflow_provider_together.emulator.files import FileRecord, FileStore
 
@@ -73,7 +75,7 @@ def _file(files: FileStore, file_id: Any, param: str, now_v: float) -> FileRecor
 
 
 def _model(
-    body: dict[str, Any], catalog: Catalog, parents: dict[str, dict[str, Any]]
+    body: dict[str, Any], catalog: Catalog, parent_of: Callable[[str], dict[str, Any] | None]
 ) -> tuple[ModelEntry, bool, dict[str, Any]]:
     """Resolve the base model, from ``model`` or from the parent of ``from_checkpoint``."""
     model, checkpoint = body.get("model"), body.get("from_checkpoint")
@@ -84,7 +86,7 @@ def _model(
     if checkpoint:
         if not isinstance(checkpoint, str):
             raise bad("from_checkpoint must be a string", "from_checkpoint")
-        parent = parents.get(checkpoint.split(":", 1)[0])
+        parent = parent_of(checkpoint.split(":", 1)[0])
         if parent is None:
             raise bad(
                 f"Checkpoint {checkpoint} not found: expected JOB_ID or OUTPUT_MODEL_NAME, optionally :STEP",
@@ -109,14 +111,15 @@ def resolve_request(
     *,
     catalog: Catalog,
     files: FileStore,
-    parents: dict[str, dict[str, Any]],
+    parent_of: Callable[[str], dict[str, Any] | None],
     now_v: float,
 ) -> Resolved:
     """
     Apply the server's checks and defaults to a create request.
 
     :param body: the decoded JSON body.
-    :param parents: completed jobs by id and by output name (``{"model", "lora"}``), for ``from_checkpoint``.
+    :param parent_of: looks up a completed job by id or output name (``{"model", "lora"}``), for
+        ``from_checkpoint``.
     :param now_v: virtual now (file readiness is time-dependent).
     """
     if not isinstance(body, dict):
@@ -124,7 +127,7 @@ def resolve_request(
     train = _file(files, body.get("training_file"), "training_file", now_v)
     validation_id = body.get("validation_file") or None
     validation = _file(files, validation_id, "validation_file", now_v) if validation_id else None
-    entry, default_lora, echo = _model(body, catalog, parents)
+    entry, default_lora, echo = _model(body, catalog, parent_of)
     limits = entry.limits
     lora, resolved_type = training_type(body, entry, default_lora)
     dpo, method = training_method(body)

@@ -290,7 +290,7 @@ class ModelLimits(_Response):
         """Whether ``lora=False`` can work: full limits present and not reported as zeros / unsupported."""
         if self.full_training is None or self.supports_full_training is False:
             return False
-        return bool(self.full_training.max_batch_size)
+        return self.full_training.max_batch_size != 0
 
 
 class PriceEstimate(_Response):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,9 +34,13 @@ def e2e_emulator() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def airflow(tmp_path_factory: pytest.TempPathFactory, e2e_emulator: Any) -> Iterator[LocalAirflow]:
-    """A running local Airflow whose ``together_default`` points at the emulator; DAGs: examples + e2e."""
-    root = tmp_path_factory.mktemp("airflow")
+def airflow(request: pytest.FixtureRequest, e2e_emulator: Any) -> Iterator[LocalAirflow]:
+    """A running local Airflow whose ``together_default`` points at the emulator; DAGs: examples + e2e.
+
+    Its folder is our own temp dir, not pytest's ``tmp_path_factory``: concurrent pytest runs prune old basetemps,
+    and the logs are what one reads after a failure, so the folder is kept (and named) when a test failed.
+    """
+    root = Path(tempfile.mkdtemp(prefix="together-e2e-"))
     dags = prepare_dags_folder(root / "dags", REPO / "example_dags", HERE / "dags")
     conn_env = {
         "AIRFLOW_CONN_TOGETHER_DEFAULT": e2e_emulator.conn_json(request_timeout=10, max_retries=RETRIES),
@@ -46,6 +52,10 @@ def airflow(tmp_path_factory: pytest.TempPathFactory, e2e_emulator: Any) -> Iter
         yield deployment
     finally:
         deployment.stop()
+        if request.session.testsfailed:
+            print(f"\ne2e Airflow home kept for inspection: {root / 'home'} (component-logs/, logs/)")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -28,7 +28,8 @@ def _start_stalled_run(airflow: LocalAirflow, emulator: Any, suffix: str) -> tup
     run_id = airflow.rest.trigger(DAG, {"suffix": suffix})
     airflow.rest.wait_ti(DAG, run_id, TASK, states={"deferred"}, timeout=180)
     job_id = airflow.rest.xcom(DAG, run_id, TASK, "job_id")
-    assert isinstance(job_id, str) and job_id.startswith("ft-")
+    assert isinstance(job_id, str)
+    assert job_id.startswith("ft-")
     # Deferred is not yet watched: the triggerer picks new triggers up on its next loop, and Airflow only runs a
     # trigger's on_kill once it runs. A user acts on a task whose log already streams events; so do we.
     wait_for(
@@ -49,10 +50,14 @@ def _assert_each_event_logged_once(airflow: LocalAirflow, emulator: Any, run_id:
     assert len(expected) >= 10  # pending ... job_complete: the whole life of a job
     logged = _log_events(airflow, run_id)
     counts = {line: logged.count(line) for line in expected}
-    assert counts == dict.fromkeys(expected, 1), "each Together event must appear exactly once in the task log"
+    assert counts == dict.fromkeys(expected, 1), (
+        "each Together event must appear exactly once in the task log"
+    )
 
 
-def test_deferred_task_resumed_by_triggerer_streams_events_and_link(airflow: LocalAirflow, emulator: Any) -> None:
+def test_deferred_task_resumed_by_triggerer_streams_events_and_link(
+    airflow: LocalAirflow, emulator: Any
+) -> None:
     suffix = "e2e-resume"
     run_id, job_id = _start_stalled_run(airflow, emulator, suffix)
 
@@ -61,13 +66,16 @@ def test_deferred_task_resumed_by_triggerer_streams_events_and_link(airflow: Loc
     assert airflow.rest.xcom(DAG, run_id, TASK, "job_url") == url
     assert airflow.rest.links(DAG, run_id, TASK) == {"Together fine-tuning job": url}
     ti = airflow.rest.task_instance(DAG, run_id, TASK)
-    assert ti["state"] == "deferred" and ti["trigger"] is not None and ti["triggerer_job"] is not None
+    assert ti["state"] == "deferred"
+    assert ti["trigger"] is not None
+    assert ti["triggerer_job"] is not None
 
     emulator.admin.set_job_scenario(job_id, "complete")
     assert airflow.rest.wait_dag_run(DAG, run_id, timeout=180) == "success"
     assert job_status(emulator, job_id) == "completed"
     result = airflow.rest.xcom(DAG, run_id, TASK)
-    assert result["job_id"] == job_id and result["status"] == "completed"
+    assert result["job_id"] == job_id
+    assert result["status"] == "completed"
     assert result["model_output_name"]
     _assert_each_event_logged_once(airflow, emulator, run_id, job_id)
     assert [job["id"] for job in jobs_with_suffix(emulator, suffix)] == [job_id]
@@ -79,7 +87,9 @@ def test_marking_deferred_task_failed_cancels_the_job(airflow: LocalAirflow, emu
     airflow.rest.set_ti_state(DAG, run_id, TASK, "failed")
 
     # Airflow 3.3 runs the trigger's on_kill, which cancels the job; bounded by [triggerer] on_kill_timeout.
-    wait_for(lambda: job_status(emulator, job_id), CANCELLED.__contains__, timeout=30, what=f"{job_id} cancelled")
+    wait_for(
+        lambda: job_status(emulator, job_id), CANCELLED.__contains__, timeout=30, what=f"{job_id} cancelled"
+    )
     assert airflow.rest.wait_dag_run(DAG, run_id, timeout=60) == "failed"
 
 
@@ -91,7 +101,9 @@ def test_clearing_deferred_task_cancels_the_job_and_the_new_try_submits_again(
 
     airflow.rest.clear(DAG, run_id, [TASK])
 
-    wait_for(lambda: job_status(emulator, job_id), CANCELLED.__contains__, timeout=30, what=f"{job_id} cancelled")
+    wait_for(
+        lambda: job_status(emulator, job_id), CANCELLED.__contains__, timeout=30, what=f"{job_id} cancelled"
+    )
     # The new try does not reuse the cancelled job: it submits one replacement and defers on it.
     airflow.rest.wait_ti(
         DAG, run_id, TASK, states={"deferred"}, timeout=180, predicate=lambda ti: ti["try_number"] == 2
@@ -101,7 +113,9 @@ def test_clearing_deferred_task_cancels_the_job_and_the_new_try_submits_again(
     assert sorted(job["id"] for job in jobs_with_suffix(emulator, suffix)) == sorted([job_id, new_job])
     # Leave nothing running: marking the new try failed cancels its job too.
     airflow.rest.set_ti_state(DAG, run_id, TASK, "failed")
-    wait_for(lambda: job_status(emulator, new_job), CANCELLED.__contains__, timeout=30, what=f"{new_job} cancelled")
+    wait_for(
+        lambda: job_status(emulator, new_job), CANCELLED.__contains__, timeout=30, what=f"{new_job} cancelled"
+    )
 
 
 def test_triggerer_sigkill_mid_job_loses_and_repeats_no_event(airflow: LocalAirflow, emulator: Any) -> None:
@@ -111,7 +125,9 @@ def test_triggerer_sigkill_mid_job_loses_and_repeats_no_event(airflow: LocalAirf
     airflow.kill_component("triggerer")  # SIGKILL: no cleanup, no cursor flush beyond what was persisted
     # The job keeps training while no triggerer watches it; its remaining events must still reach the log.
     emulator.admin.set_job_scenario(job_id, "complete")
-    wait_for(lambda: job_status(emulator, job_id), "completed".__eq__, timeout=120, what=f"{job_id} completed")
+    wait_for(
+        lambda: job_status(emulator, job_id), "completed".__eq__, timeout=120, what=f"{job_id} completed"
+    )
     airflow.restart_component("triggerer")
     airflow.wait_healthy(timeout=120)
 

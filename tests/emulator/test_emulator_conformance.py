@@ -9,7 +9,6 @@ Conformance of the emulator with the real API's contract.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import io
 import json
@@ -29,7 +28,9 @@ from referencing.jsonschema import DRAFT202012
 
 from airflow_provider_together.emulator import Emulator
 
-SPEC_FILE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "together-openapi.yaml"
+# A verbatim, vendored copy (see data/README.md) of ../shared/reference/together-openapi.yaml, so CI needs no network.
+SPEC_FILE = Path(__file__).with_name("data") / "together-openapi.yaml"
+SPEC_SHA256 = "38181aae39fbecc7e0cb2f43d7b6e7483a66f7942e096131e4ee58fb65703b04"
 MODEL = "Qwen/Qwen3-8B"
 TERMINAL = {"completed", "cancelled", "error", "user_error"}
 
@@ -66,10 +67,9 @@ def _allow_nullable(node: Any) -> None:
 
 
 def _patched_spec() -> dict[str, Any]:
-    spec = yaml.load(
-        SPEC_FILE.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    )
-    spec = copy.deepcopy(spec)
+    raw = SPEC_FILE.read_bytes()
+    assert hashlib.sha256(raw).hexdigest() == SPEC_SHA256, "the vendored spec was modified"
+    spec = yaml.load(raw.decode("utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     _allow_nullable(spec)
     schemas = spec["components"]["schemas"]
     schemas["FinetuneJobStatus"]["enum"].append("user_error")
@@ -239,6 +239,10 @@ def test_official_sdk_runs_the_whole_flow(sdk: Any, tmp_jsonl: Path, tmp_path: P
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
         assert any(name.endswith("config.json") for name in tar.getnames())
     assert sdk.fine_tuning.retrieve(doomed.id).status in {"cancel_requested", "cancelled"}
+
+    # Resuming: the SDK fetches limits for the job id itself, then estimates, then creates.
+    resumed = sdk.fine_tuning.create(training_file=uploaded.id, from_checkpoint=job.id)
+    assert resumed.model == MODEL
 
 
 def test_official_sdk_sees_server_side_errors(sdk: Any, tmp_jsonl: Path) -> None:

@@ -175,3 +175,24 @@ def test_cli_fault_specs_parse() -> None:
         parse_fault_spec("*=drop,often=1")
     with pytest.raises(ValueError, match="teleport"):
         parse_fault_spec("*=teleport")
+
+
+def test_a_fault_can_target_one_job_by_its_concrete_path(
+    together_emulator: Emulator, api: httpx.Client
+) -> None:
+    together_emulator.admin.add_fault("GET /v1/fine-tunes/ft-sick", "status", status=503, retry_after=2)
+    sick = api.get("/fine-tunes/ft-sick")
+    assert sick.status_code == 503
+    assert sick.headers["Retry-After"] == "2"
+    assert api.get("/fine-tunes/ft-healthy").status_code == 404  # reaches the route: unknown job
+
+
+def test_stall_in_the_queue(together_emulator: Emulator, api: httpx.Client) -> None:
+    file_id = ready_file(api)
+    together_emulator.admin.set_default_scenario("stall", stage="queued")
+    job = api.post("/fine-tunes", json={"training_file": file_id, "model": MODEL}).json()
+    time.sleep(0.5)
+    queued = api.get(f"/fine-tunes/{job['id']}").json()
+    assert queued["status"] == "queued"
+    assert queued["queue_depth"] > 0
+    assert queued["steps_completed"] == 0

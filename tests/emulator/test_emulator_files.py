@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import socket
 
 import httpx
 import pytest
@@ -198,3 +199,19 @@ def test_single_put_above_the_multipart_threshold_is_refused(
 def test_file_ready_helper_reports_completed(api: httpx.Client) -> None:
     file_id = ready_file(api)
     assert api.get(f"/files/{file_id}").json()["Processed"] is True
+
+
+def test_an_interrupted_upload_leaves_no_file(api: httpx.Client) -> None:
+    form = {"purpose": "fine-tune", "file_name": "cut.jsonl", "file_type": "jsonl"}
+    answer = api.post("/files", data=form, follow_redirects=False)
+    location = httpx.URL(answer.headers["Location"])
+    file_id = answer.headers["X-Together-File-Id"]
+    with socket.create_connection((location.host, location.port), timeout=5) as sock:
+        target = location.raw_path.decode()
+        head = f"PUT {target} HTTP/1.1\r\nHost: {location.host}\r\nContent-Length: 100000\r\n\r\n"
+        sock.sendall(head.encode() + b'{"text": "only part of the body"}\n')
+    # The server notices the disconnect; the file never becomes a listed, uploaded file.
+    wait_for(lambda: api.get("/files").status_code == 200)
+    assert api.get(f"/files/{file_id}").status_code == 404
+    assert api.post(f"/files/{file_id}/preprocess").status_code == 400
+    assert api.get("/files").json()["data"] == []

@@ -81,7 +81,14 @@ def test_wandb_gets_an_init_event_and_the_key_is_never_echoed(
 ) -> None:
     file_id = ready_file(api)
     secret = "wandb-secret-0123456789"
-    job = create(api, training_file=file_id, model=MODEL, wandb_key=secret, wandb_project_name="proj").json()
+    job = create(
+        api,
+        training_file=file_id,
+        model=MODEL,
+        wandb_key=secret,
+        wandb_project_name="proj",
+        hf_api_token=secret,
+    ).json()
     wait_status(api, job["id"], TERMINAL)
     full = api.get(f"/fine-tunes/{job['id']}")
     init = [e for e in full.json()["events"] if e["type"] == "wandb_init"]
@@ -337,3 +344,23 @@ def test_from_checkpoint_trains_on_from_a_completed_job(api: httpx.Client) -> No
     assert child.status_code == 200, child.text
     assert child.json()["model"] == MODEL
     assert child.json()["from_checkpoint"] == parent["model_output_name"]
+
+
+def test_download_of_an_intermediate_checkpoint_by_step(api: httpx.Client) -> None:
+    file_id = ready_file(api, conversation_lines(80))
+    job = create(api, training_file=file_id, model=MODEL, n_checkpoints=2).json()
+    wait_status(api, job["id"], TERMINAL)
+    [intermediate] = [
+        c
+        for c in api.get(f"/fine-tunes/{job['id']}/checkpoints").json()["data"]
+        if c["checkpoint_type"] == "Intermediate"
+    ]
+    step = intermediate["step"]
+    by_param = api.get("/finetune/download", params={"ft_id": job["id"], "checkpoint_step": step})
+    by_suffix = api.get("/finetune/download", params={"ft_id": f"{job['id']}:{step}"})
+    assert by_param.status_code == 200
+    assert by_param.content == by_suffix.content
+    assert f"-checkpoint-{step}.tar.gz" in by_param.headers["Content-Disposition"]
+    missing = api.get("/finetune/download", params={"ft_id": job["id"], "checkpoint_step": step + 1})
+    assert missing.status_code == 404
+    assert missing.json()["error"]["param"] == "checkpoint_step"

@@ -30,12 +30,11 @@ from typing import Any
 
 import httpx
 import pytest
+import together
+from together.types.finetune_model_limits import FinetuneModelLimits
 
 from airflow_provider_together.exceptions import TogetherConfigError
 from airflow_provider_together.models import FineTuneConfig, ModelLimits
-
-together = pytest.importorskip("together", reason="the together SDK is a test dependency")
-from together.types.finetune_model_limits import FinetuneModelLimits  # noqa: E402
 
 TF = "file-7c1a0b8e-train"
 VF = "file-2f9d4e11-valid"

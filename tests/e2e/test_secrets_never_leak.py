@@ -1,0 +1,65 @@
+"""The API key and the W&B key never appear in any task log, XCom value or rendered template (read via REST).
+
+The scan covers every DAG run the e2e deployment has executed by then (this module runs after the scenario
+modules), plus a run of its own that uses both secrets, so it never passes by having looked at nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from e2e_support import E2E_API_KEY, E2E_WANDB_KEY, expected_event_lines, jobs_with_suffix
+
+if TYPE_CHECKING:
+    from local_airflow import LocalAirflow
+
+pytestmark = pytest.mark.e2e
+
+SECRETS = {"API key": E2E_API_KEY, "W&B key": E2E_WANDB_KEY}
+
+
+def _texts_of_run(airflow: LocalAirflow, dag_id: str, run_id: str) -> dict[str, str]:
+    """Every log (each try), XCom value and rendered field set of a run, as text keyed by where it came from."""
+    rest = airflow.rest
+    found: dict[str, str] = {}
+    for ti in rest.task_instances(dag_id, run_id):
+        task_id, map_index = ti["task_id"], ti["map_index"]
+        where = f"{dag_id}/{run_id}/{task_id}[{map_index}]"
+        found[f"{where} rendered"] = json.dumps(ti.get("rendered_fields"), default=str)
+        for try_number in range(1, ti["try_number"] + 1):
+            found[f"{where} log try {try_number}"] = rest.task_log(
+                dag_id, run_id, task_id, try_number, map_index
+            )
+        for key in rest.xcom_keys(dag_id, run_id, task_id, map_index):
+            value = rest.xcom(dag_id, run_id, task_id, key, map_index)
+            found[f"{where} xcom {key}"] = json.dumps(value, default=str)
+    return found
+
+
+def test_secrets_absent_from_logs_xcom_and_rendered_fields(airflow: LocalAirflow, emulator: Any) -> None:
+    suffix = "e2e-secrets"
+    run_id = airflow.rest.trigger("e2e_deferred", {"suffix": suffix})
+    assert airflow.rest.wait_dag_run("e2e_deferred", run_id, timeout=180) == "success"
+    # Both secrets were really used: the job was created with the W&B key, so Together started a W&B run.
+    [job] = jobs_with_suffix(emulator, suffix)
+    assert any("[wandb_init]" in line for line in expected_event_lines(emulator, job["id"]))
+    assert airflow.rest.xcom("e2e_deferred", run_id, "fine_tune")["wandb_url"]
+
+    texts: dict[str, str] = {}
+    for dag_id in ("e2e_deferred", "e2e_sync", "e2e_fanout"):
+        runs = airflow.rest.request("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 100})["dag_runs"]
+        for run in runs:
+            texts.update(_texts_of_run(airflow, dag_id, run["dag_run_id"]))
+
+    logs = [name for name in texts if " log try " in name]
+    assert any("Together event" in texts[name] for name in logs)  # the logs we scan are the real, full ones
+    assert any(" xcom job_id" in name for name in texts)
+    leaks = [
+        f"{label} in {where}"
+        for where, text in texts.items()
+        for label, secret in SECRETS.items()
+        if secret in text
+    ]
+    assert leaks == []
