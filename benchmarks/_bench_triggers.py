@@ -12,6 +12,7 @@ Both live here, not in the package: the naive variant is a foil, and the package
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,8 @@ class Poll:
     start: float
     end: float
     error: str | None
+    #: Interrupted by the benchmark stopping its triggers (a triggerer shutdown), not a failure.
+    cancelled: bool = False
 
 
 #: Every poll made in this process, in completion order (the client is single-threaded asyncio).
@@ -43,13 +46,17 @@ class TimedHook(TogetherHook):
     async def aget_fine_tune(self, job_id: str) -> FineTuneJob:
         start = time.perf_counter()
         error = None
+        cancelled = False
         try:
             return await self._bench_get_job(job_id)
-        except BaseException as exc:
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
+        except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
-            POLLS.append(Poll(job_id, start, time.perf_counter(), error))
+            POLLS.append(Poll(job_id, start, time.perf_counter(), error, cancelled))
 
     async def _bench_get_job(self, job_id: str) -> FineTuneJob:
         return await TogetherHook.aget_fine_tune(self, job_id)

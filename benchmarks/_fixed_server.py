@@ -3,7 +3,7 @@ A minimal fixed-response Together look-alike for the triggerer benchmark: raw as
 
 It exists to take the server's cost out of the client figures: no framework, no validation, one pre-built
 job body per status. ``GET /v1/fine-tunes/{id}`` answers ``running`` for the first ``--rounds - 1`` polls of
-each id and ``completed`` from then on, so every trigger fires its one event after exactly ``--rounds`` polls
+each id (or as many as the id's ``-r<N>-`` part says) and ``completed`` from then on, so every trigger fires its one event after exactly ``--rounds`` polls
 (any id is accepted: there is nothing to create first). ``/events`` and ``/checkpoints`` answer empty lists.
 ``GET /_stats`` reports requests served and this process's CPU time.
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import signal
 import socket
 import time
@@ -89,6 +90,10 @@ def _job(job_id: str, status: str) -> bytes:
     ).encode()
 
 
+#: A job id may carry its own number of rounds: ``ft-naive-r2-00017`` completes on its 2nd poll.
+_ROUNDS = re.compile(r"-r(\d+)-")
+
+
 def _response(status: int, body: bytes) -> bytes:
     reason = {200: "OK", 404: "Not Found"}.get(status, "OK")
     head = (
@@ -121,7 +126,8 @@ class _State:
             job_id = parts[2]
             if len(parts) == 3:
                 self.polls[job_id] += 1
-                status = "completed" if self.polls[job_id] >= self.rounds else "running"
+                rounds = int(match.group(1)) if (match := _ROUNDS.search(job_id)) else self.rounds
+                status = "completed" if self.polls[job_id] >= rounds else "running"
                 return _response(200, _job(job_id, status))
             if len(parts) == 4 and parts[3] in ("events", "checkpoints"):
                 return _response(200, b'{"object": "list", "data": []}')

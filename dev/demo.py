@@ -33,7 +33,7 @@ DAG_ID = "together_weekly_retraining"
 RESULT_MARK = "DEMO_RESULT "
 #: Simulated training runs this many times faster than real time: a ~1 minute job takes a few seconds while
 #: the trigger still sees it progress through every stage.
-SPEED = 8.0
+SPEED = 5.0
 CHILD_TIMEOUT_S = 240.0
 
 # structlog's console line: "2026-...Z [info     ] message [logger.name] key=value ..."
@@ -53,6 +53,11 @@ class _Presenter:
     def __init__(self) -> None:
         self.estimate: str | None = None
         self.result: dict[str, Any] | None = None
+        self._started = time.monotonic()
+
+    def _show(self, text: str) -> None:
+        # Seconds since the DAG run started: shows the events arriving while the job trains.
+        _say(f"  {time.monotonic() - self._started:5.1f}s {text}")
 
     def feed(self, raw: str) -> None:
         line = raw.rstrip("\n")
@@ -62,21 +67,21 @@ class _Presenter:
         match = _LINE.match(line)
         if match is None:
             if line.strip():
-                _say(f"      {line}")  # a task's own print(), e.g. the report task's summary
+                self._show(f"    {line}")  # a task's own print(), e.g. the report task's summary
             return
         msg, logger, level = match["msg"].rstrip(), match["logger"], match["level"]
         if start := _STAGE_START.search(msg):
-            _say(f"  > {start[1]}")
+            self._show(f"> stage {start[1]}")
         elif end := _STAGE_END.search(msg):
-            _say(f"  ok {end[1]}")
+            self._show(f"  stage {end[1]} done")
         elif "running trigger in line" in msg:
-            _say("      (deferred: the trigger now polls Together and streams the job's events)")
+            self._show("    (deferred: the trigger polls Together and streams the job's events)")
         elif "airflow_provider_together" in logger:
             if estimate := _ESTIMATE.search(msg):
                 self.estimate = estimate[1]
-            _say(f"      {msg}")
+            self._show(f"    {msg}")
         elif level in {"error", "critical"} or (level == "warning" and logger != "py.warnings"):
-            _say(f"      {level.upper()}: {msg}")
+            self._show(f"    {level.upper()}: {msg}")
 
 
 def _child_main(dag_file: Path, dag_id: str) -> int:
@@ -161,7 +166,7 @@ def _summary(presenter: _Presenter, home: Path, log_path: Path, emu: Any) -> int
     _say(f"  Output model     {outcome.get('model_output_name')}")
     _say(f"  Trained tokens   {outcome.get('token_count')}   checkpoints {outcome.get('checkpoint_count')}")
     jobs = emu.admin.jobs()
-    _say(f"  Jobs at the emulator: {len(jobs)} (one task, one job: retries reattach instead of resubmitting)")
+    _say(f"  Jobs at the emulator: {len(jobs)} (one fine-tune task, one job)")
     _say("\n== Logs ==")
     _say(f"  Full run log     {log_path}")
     _say(f"  AIRFLOW_HOME     {home}  (SQLite DB; delete the folder when done)")
@@ -177,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.child is not None:
         return _child_main(args.child, DAG_ID)
+    if not DAG_FILE.is_file():
+        parser.error(f"{DAG_FILE} is missing")
 
     from airflow_provider_together.emulator import run_emulator
 

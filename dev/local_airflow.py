@@ -321,7 +321,7 @@ def _main(argv: list[str] | None = None) -> int:
         description="Run a local Airflow 3 with the Together emulator on 127.0.0.1."
     )
     parser.add_argument("--dags-folder", type=Path, default=REPO / "example_dags")
-    parser.add_argument("--speed", type=float, default=20.0, help="emulator speed-up of simulated training")
+    parser.add_argument("--speed", type=float, default=5.0, help="emulator speed-up of simulated training")
     parser.add_argument("--home", type=Path, default=None, help="AIRFLOW_HOME (default: a new temp dir)")
     args = parser.parse_args(argv)
     if not args.dags_folder.is_dir():
@@ -329,7 +329,18 @@ def _main(argv: list[str] | None = None) -> int:
 
     api_key = "tk-local-" + secrets.token_hex(12)
     with emulator_process(args.speed, api_key) as emu:
-        airflow = LocalAirflow(args.dags_folder, home=args.home, keep_home=True)
+        airflow = LocalAirflow(
+            args.dags_folder,
+            home=args.home,
+            keep_home=True,
+            extra_env={
+                # Unpaused at once: the weekly example runs its latest interval right away (catchup is off)
+                # and the asset-scheduled consumer follows; the other examples are manual-only.
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+                # The examples poll Together every 60 s by default; the emulator's jobs last seconds.
+                "TOGETHER_EXAMPLE_POLL_INTERVAL": "2",
+            },
+        )
         print(f"Emulator:     {emu.base_url}  (admin API {str(emu.base_url).rsplit('/v1', 1)[0]}/_emulator/)")
         print(
             f"AIRFLOW_HOME: {airflow.home}\nStarting Airflow (db migrate + 4 components, ~1 min)...",
@@ -349,7 +360,7 @@ def _main(argv: list[str] | None = None) -> int:
             print(
                 f"\nAirflow is up: {airflow.url}  (login: none needed, everyone is admin - dev only)\n"
                 f"Connection 'together_default' -> {emu.base_url}\n"
-                f"Example DAGs from {args.dags_folder} (paused; unpause and trigger them in the UI)\n"
+                f"DAGs from {args.dags_folder}: together_weekly_retraining starts its latest weekly run now\n"
                 f"Component logs: {airflow.log_dir}   task logs: {airflow.home / 'logs'}\n"
                 "Press Ctrl-C to stop everything.",
                 flush=True,

@@ -302,7 +302,8 @@ def test_trigger_recreated_from_original_kwargs_resumes_from_the_xcom_cursor(
 
     if not hasattr(XCom, "aset"):
         pytest.skip(
-            "the XCom cursor mirror needs the async XCom API (Airflow 3.3+); older versions may repeat"
+            "the XCom cursor mirror needs the async XCom API (XCom.aset, Airflow 3.3+); the fallback is "
+            "test_recreated_trigger_without_an_xcom_cursor_store_repeats_but_never_loses_events"
         )
     emu = together_emulator_conn
     emu.admin.update_settings(speed=5.0)
@@ -334,3 +335,54 @@ def test_trigger_recreated_from_original_kwargs_resumes_from_the_xcom_cursor(
     ]
     assert len(logged) == len(set(logged)), "the re-created trigger repeated events"
     assert len(logged) == len(TogetherHook().list_fine_tune_events(job_id)), "an event was lost"
+
+
+@pytest.mark.anyio
+async def test_recreated_trigger_without_an_xcom_cursor_store_repeats_but_never_loses_events(
+    together_emulator_conn: Any, tmp_path: Any, logs: LogText
+) -> None:
+    """
+    The fallback of the test above: Airflow 3.1 / 3.2 have no async XCom API (and a process without a
+    supervisor channel cannot use it), so a trigger re-created from its ORIGINAL kwargs starts from no
+    cursor. It may log events again, but it must lose none and still end the wait with one event.
+    """
+    import types
+
+    from airflow_provider_together.hooks import TogetherHook
+
+    emu = together_emulator_conn
+    emu.admin.update_settings(speed=5.0)
+    job_id = create_job(tmp_path)
+    ti = types.SimpleNamespace(dag_id="d", run_id="r", task_id="fine_tune", map_index=-1)
+    # What the task deferred with: no cursor in it.
+    original = {"job_id": job_id, "poll_interval": 0.05, "first_poll_jitter": 0}
+
+    first = TogetherFineTuneTrigger(**original)
+    first.task_instance = ti
+    gen = first.run()
+    waiting = asyncio.ensure_future(anext(gen))
+    for _ in range(2000):  # up to 20 s for the first poll to log events
+        if first.event_cursor is not None:
+            break
+        await asyncio.sleep(0.01)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await gen.aclose()
+    assert emu.admin.job(job_id)["status"] != "completed"
+    logged_before = logs.lines("Together event [")
+    assert logged_before, "the first trigger should have streamed some events"
+
+    emu.admin.update_settings(speed=FAST)
+    second = TogetherFineTuneTrigger(**original)
+    second.task_instance = ti
+    events = await _collect(second)
+    assert [e["status"] for e in events] == ["success"]
+
+    logged = logs.lines("Together event [")
+    server_events = TogetherHook().list_fine_tune_events(job_id)
+    assert len(set(logged)) == len(server_events), "an event was lost"
+    # Without a stored cursor the second trigger starts from the beginning: what the first one logged
+    # shows up again (the documented cost of the fallback), and nothing beyond one repeat.
+    assert set(logged_before) <= set(logged)
+    assert len(logged) == len(server_events) + len(logged_before)

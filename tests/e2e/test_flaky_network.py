@@ -1,5 +1,8 @@
 """Ten concurrent fine-tunes while the emulator fails about 20 % of requests: all succeed, exactly ten jobs.
 
+The tasks have Airflow retries, as a production DAG on a flaky network would: an ambiguous create whose job is
+not (yet) in the job list fails the try instead of risking a second job, and the retry looks again first.
+
 Faults hit every route the provider uses (upload, limits, price, create, status polls from the triggerer):
 429 with Retry-After, 500, 503 and dropped connections. A 500/503 or a drop on the create itself is the
 ambiguous case: the provider must find out whether the job exists instead of blindly resending.
@@ -44,6 +47,7 @@ def test_ten_concurrent_fine_tunes_survive_a_flaky_api(airflow: LocalAirflow, em
     tis = [ti for ti in airflow.rest.task_instances(DAG, run_id) if ti["task_id"] == "fine_tune"]
     assert sorted(ti["map_index"] for ti in tis) == list(range(COUNT))
     assert {ti["state"] for ti in tis} == {"success"}
+    # Some tries may have failed on an ambiguous create and been retried: still one job per task, never two.
     mine = [job for job in emulator.admin.jobs() if str(job.get("suffix", "")).startswith(f"{prefix}-")]
     assert len(mine) == COUNT
     assert Counter(job["suffix"] for job in mine) == Counter(f"{prefix}-{i}" for i in range(COUNT))

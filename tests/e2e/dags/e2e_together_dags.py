@@ -72,9 +72,14 @@ with DAG(
         assert params is not None
         return [f"{params['suffix']}-{i}" for i in range(int(params["count"]))]
 
-    upload = TogetherUploadFileOperator(task_id="upload", path="{{ params.training_file }}")
+    # Task retries are part of surviving a flaky API: when a create is ambiguous (5xx or a dropped connection
+    # after sending) and the job is not in the list, the operator fails rather than risk a second job, and the
+    # retry looks again before submitting. The test checks that this never yields more than one job per task.
+    flaky_retries = {"retries": 3, "retry_delay": timedelta(seconds=2)}
+    upload = TogetherUploadFileOperator(task_id="upload", path="{{ params.training_file }}", **flaky_retries)
     TogetherFineTuneOperator.partial(
         task_id="fine_tune",
         deferrable=True,
+        **flaky_retries,
         **{**COMMON, "training_file": upload.output},
     ).expand(suffix=suffixes())
