@@ -317,15 +317,10 @@ async def _aget_connection(conn_id: str) -> Any:
     """
     Fetch a connection without blocking the loop.
 
-    ``common.compat``'s helper picks ``BaseHook.aget_connection`` where it is safe (Airflow >= 3.3.2;
-    earlier versions could dead-lock masking secrets) and ``sync_to_async(get_connection)`` otherwise.
+    ``common.compat``'s helper (present in every common.compat we accept, >= 1.12) picks
+    ``BaseHook.aget_connection`` where it is safe (Airflow >= 3.3.2; earlier versions could dead-lock masking
+    secrets) and ``sync_to_async(get_connection)`` otherwise, e.g. on Airflow 3.1.
     """
-    try:
-        from airflow.providers.common.compat.connection import get_async_connection
-    except ImportError:  # common.compat too old for the helper
-        if hasattr(BaseHook, "aget_connection"):
-            return await BaseHook.aget_connection(conn_id)
-        from asgiref.sync import sync_to_async
+    from airflow.providers.common.compat.connection import get_async_connection
 
-        return await sync_to_async(BaseHook.get_connection)(conn_id)
     return await get_async_connection(conn_id)

@@ -96,6 +96,43 @@ class NaiveHook(TimedHook):
         return [Checkpoint.model_validate(c) for c in body.get("data") or []]
 
 
+class NullHook(TimedHook):
+    """
+    No HTTP at all: each poll parses a canned job body (running for ``NULL_ROUNDS - 1`` polls, then
+    completed). What is left of the CPU per poll is the trigger and the event loop: the floor under ours.
+    """
+
+    #: Shared across hooks on purpose: one count per job id, like the server keeps.
+    _polls: dict[str, int] = {}
+
+    async def _bench_get_job(self, job_id: str) -> FineTuneJob:
+        count = self._polls[job_id] = self._polls.get(job_id, 0) + 1
+        await asyncio.sleep(0)  # a real poll yields to the loop at least once
+        status = "completed" if count >= NULL_ROUNDS[0] else "running"
+        return FineTuneJob.model_validate_json(_null_body(job_id, status, count))
+
+    async def alist_fine_tune_checkpoints(self, job_id: str) -> list[Checkpoint]:
+        await asyncio.sleep(0)
+        return []
+
+
+#: Rounds after which a NullHook job reports completed (set by the client from --rounds).
+NULL_ROUNDS = [3]
+
+
+def _null_body(job_id: str, status: str, n_events: int) -> bytes:
+    from _fixed_server import _job
+
+    return _job(job_id, status, n_events)
+
+
+class NullTrigger(TogetherFineTuneTrigger):
+    """Our trigger with no network: the trigger-side share of the CPU per poll."""
+
+    def _hook(self) -> TogetherHook:
+        return NullHook(together_conn_id=self.together_conn_id)
+
+
 class TimedTrigger(TogetherFineTuneTrigger):
     """Our trigger; only the hook factory differs, to time the polls."""
 
@@ -110,4 +147,8 @@ class NaiveTimedTrigger(TogetherFineTuneTrigger):
         return NaiveHook(together_conn_id=self.together_conn_id)
 
 
-VARIANTS: dict[str, type[TogetherFineTuneTrigger]] = {"ours": TimedTrigger, "naive": NaiveTimedTrigger}
+VARIANTS: dict[str, type[TogetherFineTuneTrigger]] = {
+    "ours": TimedTrigger,
+    "naive": NaiveTimedTrigger,
+    "null": NullTrigger,
+}

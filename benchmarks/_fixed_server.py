@@ -22,6 +22,7 @@ import time
 from collections import Counter
 
 #: A realistic job object: the real API embeds the job's events, so each poll parses a few KB of JSON.
+#: The n-th poll of a job sees its first n events, i.e. one new event (one log line) per poll.
 _EVENTS = [
     {
         "object": "fine-tune-event",
@@ -57,7 +58,7 @@ _EVENTS = [
 ]
 
 
-def _job(job_id: str, status: str) -> bytes:
+def _job(job_id: str, status: str, n_events: int) -> bytes:
     return json.dumps(
         {
             "id": job_id,
@@ -85,7 +86,7 @@ def _job(job_id: str, status: str) -> bytes:
             "total_price": 12345678900,
             "training_method": {"method": "sft", "train_on_inputs": "auto"},
             "training_type": {"type": "Lora", "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0},
-            "events": _EVENTS,
+            "events": _EVENTS[:n_events],
         }
     ).encode()
 
@@ -128,7 +129,8 @@ class _State:
                 self.polls[job_id] += 1
                 rounds = int(match.group(1)) if (match := _ROUNDS.search(job_id)) else self.rounds
                 status = "completed" if self.polls[job_id] >= rounds else "running"
-                return _response(200, _job(job_id, status))
+                # One more event per poll (as a job that moves along), so each poll has one new line to log.
+                return _response(200, _job(job_id, status, self.polls[job_id]))
             if len(parts) == 4 and parts[3] in ("events", "checkpoints"):
                 return _response(200, b'{"object": "list", "data": []}')
         return _response(404, b'{"error": {"message": "not found", "type": "invalid_request_error"}}')

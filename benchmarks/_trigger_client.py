@@ -79,6 +79,7 @@ async def _main(args: argparse.Namespace) -> dict:
     rss0 = _status_kb("VmRSS")
 
     cls = bt.VARIANTS[args.variant]
+    bt.NULL_ROUNDS[0] = args.rounds
     triggers = []
     for job_id in ids:
         # Everything else at the trigger's defaults (retries of failed polls included), as an operator
@@ -167,7 +168,8 @@ async def _main(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--variant", choices=["ours", "naive"], required=True)
+    parser.add_argument("--variant", choices=["ours", "naive", "null"], required=True)
+    parser.add_argument("--rounds", type=int, default=3, help="null variant: polls until a job completes")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--interval", type=float, default=6.0)
     parser.add_argument(

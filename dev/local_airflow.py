@@ -31,7 +31,7 @@ from typing import IO, TYPE_CHECKING, Any
 from airflow_rest import AirflowREST
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Mapping
 
 REPO = Path(__file__).resolve().parent.parent
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -264,10 +264,7 @@ class LocalAirflow:
 
     def stop(self) -> None:
         """Stop every component by its own pid (process group), then remove the home unless it is kept."""
-        # The scheduler gets a head start, so that it does not start tasks while the others go away.
-        comps = [self.components.pop(n) for n in ("scheduler", *COMPONENTS) if n in self.components]
-        if comps and comps[0].name == "scheduler":
-            comps[0].proc.send_signal(signal.SIGTERM)
+        comps = [self.components.pop(n) for n in COMPONENTS if n in self.components]
         stop_process_groups([c.proc for c in comps])
         for comp in comps:
             comp.log_file.close()
@@ -282,14 +279,6 @@ class LocalAirflow:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    def tail_logs(self, lines: int = 40) -> str:
-        """Return the last lines of every component log (for failure messages)."""
-        out = []
-        for path in sorted(self.log_dir.glob("*.log")):
-            text = path.read_text(errors="replace").splitlines()[-lines:]
-            out.append(f"==> {path.name} <==\n" + "\n".join(text))
-        return "\n".join(out)
 
 
 def prepare_dags_folder(target: Path, *sources: Path) -> Path:
@@ -307,15 +296,6 @@ def prepare_dags_folder(target: Path, *sources: Path) -> Path:
     return target
 
 
-@contextlib.contextmanager
-def emulator_process(speed: float, api_key: str) -> Iterator[Any]:
-    """Start the Together emulator as a real subprocess on a free loopback port (engineer D's ``run_emulator``)."""
-    from airflow_provider_together.emulator import run_emulator
-
-    with run_emulator(api_key=api_key, speed=speed) as emu:
-        yield emu
-
-
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Run a local Airflow 3 with the Together emulator on 127.0.0.1."
@@ -328,7 +308,9 @@ def _main(argv: list[str] | None = None) -> int:
         parser.error(f"DAGs folder {args.dags_folder} does not exist")
 
     api_key = "tk-local-" + secrets.token_hex(12)
-    with emulator_process(args.speed, api_key) as emu:
+    from airflow_provider_together.emulator import run_emulator
+
+    with run_emulator(api_key=api_key, speed=args.speed) as emu:
         airflow = LocalAirflow(
             args.dags_folder,
             home=args.home,

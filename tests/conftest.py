@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
 
 import pytest
 
@@ -26,7 +25,7 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def together_conn(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def together_conn(monkeypatch: pytest.MonkeyPatch) -> str:
     """Define ``together_default`` through the environment (auto-restored by monkeypatch)."""
     monkeypatch.setenv(
         "AIRFLOW_CONN_TOGETHER_DEFAULT",
@@ -39,4 +38,4 @@ def together_conn(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
             }
         ),
     )
-    yield "together_default"
+    return "together_default"

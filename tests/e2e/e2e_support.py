@@ -63,3 +63,29 @@ def expected_event_lines(emulator: Any, job_id: str) -> list[str]:
     )
     response.raise_for_status()
     return [format_event(FineTuneEvent.model_validate(item)) for item in response.json()["data"]]
+
+
+def start_stalled_run(
+    airflow: Any, emulator: Any, dag_id: str, suffix: str, task_id: str = "fine_tune"
+) -> tuple[str, str]:
+    """Trigger a deferrable fine-tune whose job stalls in ``running``; return (run_id, job_id) once it is watched.
+
+    The stall keeps the job alive for as long as a test needs to act; ``set_job_scenario(job_id, "complete")``
+    lets it finish. Returning only once the trigger streams events matters twice: the triggerer picks new
+    triggers up on its next loop and Airflow runs a trigger's ``on_kill`` only once it runs (a user acts on a
+    task whose log already moves), and a trigger that fires within a second of the deferral races the
+    scheduler's handling of that deferral (Airflow then marks the try "changed externally").
+    """
+    emulator.admin.add_scenario("stall", suffix=suffix, at=0.5)
+    run_id = airflow.rest.trigger(dag_id, {"suffix": suffix})
+    airflow.rest.wait_ti(dag_id, run_id, task_id, states={"deferred"}, timeout=180)
+    job_id = airflow.rest.xcom(dag_id, run_id, task_id, "job_id")
+    assert isinstance(job_id, str)
+    assert job_id.startswith("ft-")
+    wait_for(
+        lambda: airflow.rest.task_log_events(dag_id, run_id, task_id, 1),
+        lambda lines: any("Together event [training_start]" in line for line in lines),
+        timeout=90,
+        what="the triggerer streaming the job's events into the task log",
+    )
+    return run_id, job_id

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from e2e_support import expected_event_lines, job_status, jobs_with_suffix, wait_for
+from e2e_support import expected_event_lines, job_status, jobs_with_suffix, start_stalled_run, wait_for
 
 if TYPE_CHECKING:
     from local_airflow import LocalAirflow
@@ -20,25 +20,6 @@ pytestmark = pytest.mark.e2e
 DAG = "e2e_deferred"
 TASK = "fine_tune"
 CANCELLED = {"cancel_requested", "cancelled"}
-
-
-def _start_stalled_run(airflow: LocalAirflow, emulator: Any, suffix: str) -> tuple[str, str]:
-    """Trigger a run whose job stalls in ``running``; return (run_id, job_id) once the task is deferred."""
-    emulator.admin.add_scenario("stall", suffix=suffix, at=0.5)
-    run_id = airflow.rest.trigger(DAG, {"suffix": suffix})
-    airflow.rest.wait_ti(DAG, run_id, TASK, states={"deferred"}, timeout=180)
-    job_id = airflow.rest.xcom(DAG, run_id, TASK, "job_id")
-    assert isinstance(job_id, str)
-    assert job_id.startswith("ft-")
-    # Deferred is not yet watched: the triggerer picks new triggers up on its next loop, and Airflow only runs a
-    # trigger's on_kill once it runs. A user acts on a task whose log already streams events; so do we.
-    wait_for(
-        lambda: _log_events(airflow, run_id),
-        lambda lines: any("Together event [training_start]" in line for line in lines),
-        timeout=90,
-        what="the triggerer streaming the job's events into the task log",
-    )
-    return run_id, job_id
 
 
 def _log_events(airflow: LocalAirflow, run_id: str, try_number: int = 1) -> list[str]:
@@ -59,7 +40,7 @@ def test_deferred_task_resumed_by_triggerer_streams_events_and_link(
     airflow: LocalAirflow, emulator: Any
 ) -> None:
     suffix = "e2e-resume"
-    run_id, job_id = _start_stalled_run(airflow, emulator, suffix)
+    run_id, job_id = start_stalled_run(airflow, emulator, DAG, suffix)
 
     # While deferred: the link's XCom and the extra link itself already point at the job.
     url = f"https://api.together.ai/fine-tuning/{job_id}"
@@ -82,7 +63,7 @@ def test_deferred_task_resumed_by_triggerer_streams_events_and_link(
 
 
 def test_marking_deferred_task_failed_cancels_the_job(airflow: LocalAirflow, emulator: Any) -> None:
-    run_id, job_id = _start_stalled_run(airflow, emulator, "e2e-markfail")
+    run_id, job_id = start_stalled_run(airflow, emulator, DAG, "e2e-markfail")
 
     airflow.rest.set_ti_state(DAG, run_id, TASK, "failed")
 
@@ -95,7 +76,7 @@ def test_marking_deferred_task_failed_cancels_the_job(airflow: LocalAirflow, emu
 
 def test_clearing_deferred_task_cancels_the_job(airflow: LocalAirflow, emulator: Any) -> None:
     suffix = "e2e-clear"
-    run_id, job_id = _start_stalled_run(airflow, emulator, suffix)
+    run_id, job_id = start_stalled_run(airflow, emulator, DAG, suffix)
 
     airflow.rest.clear(DAG, run_id, [TASK])
 
@@ -130,7 +111,7 @@ def test_clearing_deferred_task_cancels_the_job(airflow: LocalAirflow, emulator:
 )
 def test_clearing_deferred_task_retrains_with_a_fresh_job(airflow: LocalAirflow, emulator: Any) -> None:
     suffix = "e2e-clear-retrain"
-    run_id, job_id = _start_stalled_run(airflow, emulator, suffix)
+    run_id, job_id = start_stalled_run(airflow, emulator, DAG, suffix)
     emulator.admin.clear_scenarios()  # the replacement job (if any) trains normally
 
     airflow.rest.clear(DAG, run_id, [TASK])
@@ -144,7 +125,7 @@ def test_clearing_deferred_task_retrains_with_a_fresh_job(airflow: LocalAirflow,
 
 def test_triggerer_sigkill_mid_job_loses_and_repeats_no_event(airflow: LocalAirflow, emulator: Any) -> None:
     suffix = "e2e-triggerer-kill"
-    run_id, job_id = _start_stalled_run(airflow, emulator, suffix)
+    run_id, job_id = start_stalled_run(airflow, emulator, DAG, suffix)
 
     airflow.kill_component("triggerer")  # SIGKILL: no cleanup, no cursor flush beyond what was persisted
     # The job keeps training while no triggerer watches it; its remaining events must still reach the log.
