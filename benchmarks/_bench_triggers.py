@@ -6,8 +6,11 @@ The triggers the triggerer benchmark runs: ours, and the same trigger on a naive
 * ``NaiveTimedTrigger`` is the same trigger on a hook that builds a new ``httpx.AsyncClient`` for every
   request, the pattern many providers use (``async with AsyncClient() as c: ...`` inside the method).
   The connection is still looked up once per hook, like ours, so the difference measured is the client.
+* ``NullTrigger`` is the same trigger on a hook with no network at all (a canned job body): what is left
+  is the trigger's and the event loop's share of a poll, the floor under ours.
 
-Both live here, not in the package: the naive variant is a foil, and the package must not carry it.
+They live here, not in the package: they are foils and probes, and the package must not carry them. Only
+the hook factory (``_hook``) is overridden; the trigger's own logic runs unchanged.
 """
 
 from __future__ import annotations

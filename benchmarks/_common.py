@@ -27,6 +27,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -41,6 +42,7 @@ WORK = BENCH_DIR / ".work"
 PROJECT_PY = ROOT / ".venv" / "bin" / "python"
 COMPARE_VENV = WORK / "venv-compare"
 COMPARE_PY = COMPARE_VENV / "bin" / "python"
+GNU_TIME = "/usr/bin/time"
 
 
 def work_dir(override: str | None = None) -> Path:
@@ -70,7 +72,15 @@ def airflow_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 @dataclass
 class Measured:
-    """What the kernel says about one finished child process (``os.wait4``)."""
+    """
+    What the kernel says about one finished child process.
+
+    :param maxrss_kb: the command's own peak RSS. Not ``wait4``'s ``ru_maxrss`` alone: at ``exec`` Linux
+        folds the pre-exec memory's high-water mark into it, and a child forked (or vforked) from Python
+        starts as a copy of the parent, so ``ru_maxrss`` would report at least the *orchestrator's* RSS.
+        The command therefore runs under GNU ``time``, whose own tiny fork is what the command replaces;
+        without ``/usr/bin/time`` the ``wait4`` figure is kept and ``maxrss_exact`` is False.
+    """
 
     returncode: int
     wall_s: float
@@ -78,6 +88,7 @@ class Measured:
     maxrss_kb: int
     stdout: str
     stderr: str
+    maxrss_exact: bool = True
 
 
 def run_measured(
@@ -91,16 +102,21 @@ def run_measured(
     """
     out_path = work_dir() / f".out-{os.getpid()}-{time.monotonic_ns()}"
     err_path = out_path.with_suffix(".err")
+    rss_path = out_path.with_suffix(".rss")
+    exact = os.path.exists(GNU_TIME)
+    if exact:
+        cmd = [GNU_TIME, "-q", "-f", "%M", "-o", str(rss_path), *cmd]
     with out_path.open("wb") as out, err_path.open("wb") as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=cwd)
+        # Own session: on timeout the whole group goes (GNU time and the command under it).
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=cwd, start_new_session=True)
         deadline = t0 + timeout
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             if time.perf_counter() > deadline:
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)
                 pid, status, usage = os.wait4(proc.pid, 0)
                 break
             time.sleep(0.01)
@@ -108,15 +124,22 @@ def run_measured(
     proc.returncode = os.waitstatus_to_exitcode(status)
     stdout = out_path.read_text(errors="replace")
     stderr = err_path.read_text(errors="replace")
-    out_path.unlink(missing_ok=True)
-    err_path.unlink(missing_ok=True)
+    maxrss = usage.ru_maxrss
+    if exact:
+        try:
+            maxrss = int(rss_path.read_text().split()[-1])
+        except (OSError, ValueError, IndexError):
+            exact = False
+    for path in (out_path, err_path, rss_path):
+        path.unlink(missing_ok=True)
     return Measured(
         returncode=proc.returncode,
         wall_s=wall,
         cpu_s=usage.ru_utime + usage.ru_stime,
-        maxrss_kb=usage.ru_maxrss,
+        maxrss_kb=maxrss,
         stdout=stdout,
         stderr=stderr,
+        maxrss_exact=exact,
     )
 
 

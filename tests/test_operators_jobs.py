@@ -177,3 +177,19 @@ def test_dpo_resumed_from_a_checkpoint_skips_the_price_estimate(emu: Any, tmp_pa
     assert result["status"] == "completed"
     assert emu.admin.count("POST /v1/fine-tunes/estimate-price") == 0
     assert emu.admin.count("POST /v1/fine-tunes") == 1
+
+
+def test_upload_retry_without_a_state_store_reuses_togethers_copy(emu: Any, tmp_path: Path) -> None:
+    """
+    The Airflow 3.1 / 3.2 path of the test above (no task state store): the retry asks Together again, and
+    Together's duplicate-file answer (409 with the existing id) stops a second copy of the bytes.
+    """
+    from airflow_provider_together.hooks import TogetherHook
+
+    path = write_training_file(tmp_path / "train.jsonl")
+    first = TogetherUploadFileOperator(task_id="upload", path=str(path)).execute(make_context())
+    second = TogetherUploadFileOperator(task_id="upload", path=str(path)).execute(make_context())
+    assert second == first
+    assert emu.admin.count("POST /v1/files") == 2
+    assert emu.admin.count("PUT /_upload/{file_id}") == 1, emu.admin.requests()
+    assert len(TogetherHook().list_files()) == 1

@@ -19,6 +19,9 @@ import pytest
 from e2e_support import E2E_API_KEY, E2E_SPEED, E2E_WANDB_KEY, HERE, REPO, RETRIES
 from local_airflow import LocalAirflow, prepare_dags_folder
 
+#: What the session fixtures started, so that the last e2e test can stop them (see pytest_runtest_teardown).
+_RUNNING: list[Any] = []
+
 
 def _running_in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
@@ -30,6 +33,7 @@ def e2e_emulator() -> Iterator[Any]:
     from airflow_provider_together.emulator import run_emulator
 
     with run_emulator(api_key=E2E_API_KEY, speed=E2E_SPEED) as emu:
+        _RUNNING.append(emu)
         yield emu
 
 
@@ -48,6 +52,7 @@ def airflow(request: pytest.FixtureRequest, e2e_emulator: Any) -> Iterator[Local
     }
     deployment = LocalAirflow(dags, home=root / "home", conn_env=conn_env)
     deployment.start()
+    _RUNNING.insert(0, deployment)
     try:
         yield deployment
     finally:
@@ -77,3 +82,17 @@ def chromium_path() -> str:
             pytest.fail("CI=true but /usr/bin/chromium is missing: .ci/run must call dev/install_chromium.sh")
         pytest.skip("/usr/bin/chromium is not installed (run dev/install_chromium.sh); CI never skips this")
     return path
+
+
+@pytest.hookimpl(trylast=True)  # after the function fixtures' teardown, which still talks to the emulator
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop Airflow and the emulator after the last e2e test, not at the end of the whole session.
+
+    ``make test`` runs the unit tests after this folder; four idle Airflow processes would keep polling on
+    the 2 CPU cores until the session ends. Both ``stop`` methods are idempotent, so the session fixtures'
+    own teardown finds nothing left to do.
+    """
+    if nextitem is not None and HERE in Path(str(nextitem.path)).parents:
+        return
+    while _RUNNING:
+        _RUNNING.pop(0).stop()
