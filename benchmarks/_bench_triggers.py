@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import httpx
@@ -43,6 +44,30 @@ POLLS: list[Poll] = []
 NAIVE_REQUESTS = [0]
 
 
+class _Stop:
+    """Sets ``event`` once each of ``jobs`` jobs has had ``after`` successful polls (0: never)."""
+
+    def __init__(self) -> None:
+        self.jobs = 0
+        self.after = 0
+        self.counts: dict[str, int] = {}
+        self.reached = 0
+        self.event = asyncio.Event()
+
+    def arm(self, jobs: int, after: int) -> None:
+        self.jobs, self.after = jobs, after
+
+    def polled(self, job_id: str) -> None:
+        count = self.counts[job_id] = self.counts.get(job_id, 0) + 1
+        if self.after and count == self.after:
+            self.reached += 1
+            if self.reached >= self.jobs:
+                self.event.set()
+
+
+STOP = _Stop()
+
+
 class TimedHook(TogetherHook):
     """Our hook, with each job poll timed."""
 
@@ -60,6 +85,8 @@ class TimedHook(TogetherHook):
             raise
         finally:
             POLLS.append(Poll(job_id, start, time.perf_counter(), error, cancelled))
+            if error is None and not cancelled:
+                STOP.polled(job_id)
 
     async def _bench_get_job(self, job_id: str) -> FineTuneJob:
         return await TogetherHook.aget_fine_tune(self, job_id)
@@ -129,25 +156,38 @@ def _null_body(job_id: str, status: str, n_events: int) -> bytes:
     return _job(job_id, status, n_events)
 
 
-class NullTrigger(TogetherFineTuneTrigger):
+class _HookSeam(TogetherFineTuneTrigger):
+    """
+    Swap the trigger's hook for ``hook_class``, whichever seam the trigger uses: ``_hook()`` today, or the
+    ``hook`` cached property of the house style should it move there. Nothing else changes.
+    """
+
+    hook_class: type[TogetherHook] = TimedHook
+
+    def _hook(self) -> TogetherHook:
+        return self.hook_class(together_conn_id=self.together_conn_id)
+
+    @cached_property
+    def hook(self) -> TogetherHook:
+        return self._hook()
+
+
+class NullTrigger(_HookSeam):
     """Our trigger with no network: the trigger-side share of the CPU per poll."""
 
-    def _hook(self) -> TogetherHook:
-        return NullHook(together_conn_id=self.together_conn_id)
+    hook_class = NullHook
 
 
-class TimedTrigger(TogetherFineTuneTrigger):
-    """Our trigger; only the hook factory differs, to time the polls."""
+class TimedTrigger(_HookSeam):
+    """Our trigger; only the hook differs, to time the polls."""
 
-    def _hook(self) -> TogetherHook:
-        return TimedHook(together_conn_id=self.together_conn_id)
+    hook_class = TimedHook
 
 
-class NaiveTimedTrigger(TogetherFineTuneTrigger):
+class NaiveTimedTrigger(_HookSeam):
     """Our trigger's logic on the naive client."""
 
-    def _hook(self) -> TogetherHook:
-        return NaiveHook(together_conn_id=self.together_conn_id)
+    hook_class = NaiveHook
 
 
 VARIANTS: dict[str, type[TogetherFineTuneTrigger]] = {

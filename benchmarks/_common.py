@@ -253,7 +253,7 @@ def write_result(path: str | None, result: dict[str, Any]) -> None:
 
 
 def met_word(met: bool | None) -> str:
-    return {True: "met", False: "NOT met", None: "n/a"}[met]
+    return {True: "met", False: "NOT met", None: "info"}[met]
 
 
 def render_table(columns: list[str], rows: list[list[Any]]) -> str:

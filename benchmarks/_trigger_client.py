@@ -93,32 +93,25 @@ async def _main(args: argparse.Namespace) -> dict:
     errors: list[str] = []
     cpu0 = _cpu()
     t0 = time.perf_counter()
+    # No polling loop of our own (its CPU would count as the client's): the hook sets an event once every
+    # job has polled --stop-after-polls times; gathering the tasks ends the run otherwise.
+    bt.STOP.arm(len(ids), args.stop_after_polls)
     tasks = [asyncio.create_task(_run_trigger(t, events, errors)) for t in triggers]
-    stopped_early = False
-    while True:
-        done = sum(task.done() for task in tasks)
-        if done == len(tasks):
-            break
-        if args.stop_after_polls:
-            per_job: dict[str, int] = defaultdict(int)
-            for poll in bt.POLLS:
-                if not poll.error:
-                    per_job[poll.job_id] += 1
-            if len(per_job) == len(ids) and min(per_job.values()) >= args.stop_after_polls:
-                stopped_early = True
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                break
-        if time.perf_counter() - t0 > args.deadline:
-            errors.append(
-                f"deadline of {args.deadline} s passed with {len(tasks) - done} triggers still running"
-            )
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            break
-        await asyncio.sleep(0.05)
+    everything = asyncio.gather(*tasks, return_exceptions=True)
+    stop = asyncio.ensure_future(bt.STOP.event.wait())
+    finished, _ = await asyncio.wait(
+        {everything, stop}, timeout=args.deadline, return_when=asyncio.FIRST_COMPLETED
+    )
+    stopped_early = everything not in finished
+    if stopped_early:
+        if stop not in finished:
+            running = sum(not task.done() for task in tasks)
+            errors.append(f"deadline of {args.deadline} s passed with {running} triggers still running")
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    stop.cancel()
+    stopped_early = stopped_early and stop in finished
     elapsed = time.perf_counter() - t0
     cpu = _cpu() - cpu0
     hwm = _status_kb("VmHWM")

@@ -23,7 +23,6 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 import urllib.request
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -32,24 +31,18 @@ from _common import (
     BENCH_DIR,
     add_common_args,
     airflow_env,
-    fmt_ms,
-    fmt_ratio,
     last_json_line,
-    package_versions,
-    percentile,
     python_for_project,
     run_measured,
     work_dir,
     write_result,
 )
+from _triggerer_report import build_result, summarize
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 API_KEY = "bench-key-0123456789abcdef"
-TARGET_CPU_MS = 1.0
-TARGET_RSS_KB = 100.0
-TARGET_P99_S = 1.0
 
 
 @contextmanager
@@ -102,39 +95,6 @@ def run_client(
     result = last_json_line(measured.stdout)
     result["process_maxrss_kb"] = measured.maxrss_kb
     return result
-
-
-def summarize(
-    server: str, raw: dict[str, Any], sc: dict[str, Any], server_stats: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    polls = raw["polls"]
-    failures = raw["poll_error_count"] + raw["task_error_count"]
-    bad_events = sum(v for k, v in raw["event_statuses"].items() if k not in ("success", "cancelled"))
-    return {
-        "server": server,
-        "variant": raw["variant"],
-        "burst": sc["jitter"] == 0,
-        "rounds": sc["rounds"],
-        "n": raw["n"],
-        "polls": polls,
-        "polls_cancelled": raw["polls_cancelled"],
-        "failures": failures + bad_events,
-        "events": raw["events"],
-        "event_statuses": raw["event_statuses"],
-        "stopped_early": raw["stopped_early"],
-        "cpu_per_poll_s": raw["cpu_s"] / polls if polls else float("nan"),
-        "cpu_s": raw["cpu_s"],
-        "elapsed_s": raw["elapsed_s"],
-        "rss_per_trigger_kb": (raw["rss_peak_kb"] - raw["rss_baseline_kb"]) / raw["n"],
-        "rss_baseline_kb": raw["rss_baseline_kb"],
-        "rss_peak_kb": raw["rss_peak_kb"],
-        "lateness_p50_s": percentile(raw["lateness_s"], 50),
-        "lateness_p99_s": percentile(raw["lateness_s"], 99),
-        "lateness_max_s": max(raw["lateness_s"], default=float("nan")),
-        "wake_lag_p99_s": percentile(raw["wake_lag_s"], 99),
-        "errors_sample": raw["poll_errors"] + raw["task_errors"],
-        "server_stats": server_stats,
-    }
 
 
 def scenarios(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -195,6 +155,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "server_cpu_s": after["cpu_s"] - before["cpu_s"],
                 }
                 runs.append(summarize("fixed-response", raw, sc, stats))
+            floor = httpx_floor(python, base, 200 if args.smoke else 2000)
+    else:
+        floor = {}
     if any(sc["server"] == "emulator" for sc in plan):
         from _emulator_jobs import create_jobs, emulator
 
@@ -215,7 +178,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 )
                 runs.append(summarize("emulator", raw, sc))
 
-    result = build_result(args, runs, python)
+    result = build_result(args, runs, python, floor)
     write_result(args.json, result)
     return result
 
@@ -224,120 +187,14 @@ def _jitter(sc: dict[str, Any]) -> dict[str, Any]:
     return {} if sc["jitter"] is None else {"jitter": sc["jitter"]}
 
 
-def build_result(args: argparse.Namespace, runs: list[dict[str, Any]], python: str) -> dict[str, Any]:
-    rows = []
-    targets = []
-    for run in runs:
-        # Compare like with like: the same server and, where measured, the same start pattern (else ours
-        # with the trigger's default start, which costs more per poll: the ratio then errs against ours).
-        same_server = [r for r in runs if r["server"] == run["server"] and r["variant"] == "ours"]
-        ours = next((r for r in same_server if r["burst"] == run["burst"]), None) or next(
-            iter(same_server), None
-        )
-        ratio = run["cpu_per_poll_s"] / ours["cpu_per_poll_s"] if ours and ours["polls"] else float("nan")
-        client = {
-            "ours": "ours (shared client)",
-            "naive": "naive (client per request)",
-            "null": "ours, canned job (no HTTP)",
-        }[run["variant"]]
-        rows.append(
-            [
-                run["server"],
-                client,
-                "burst (no jitter)" if run["burst"] else "trigger default",
-                f"{run['n']} x {run['rounds']}",
-                f"{run['polls']}",
-                f"{run['failures']}",
-                fmt_ms(run["cpu_per_poll_s"]),
-                fmt_ratio(ratio),
-                f"{run['rss_per_trigger_kb']:.1f} KB",
-                f"{run['lateness_p50_s'] * 1000:.0f} ms",
-                f"{run['lateness_p99_s'] * 1000:.0f} ms",
-                f"{run['elapsed_s']:.1f} s",
-            ]
-        )
-        if run["variant"] != "ours":
-            continue  # targets are about ours over HTTP; the others are the comparison and the floor
-        where = f"{run['server']}{', burst' if run['burst'] else ''}"
-        targets += [
-            {
-                "target": f"[{where}] all {run['n']} triggers poll without a single failure",
-                "value": f"{run['failures']} failures in {run['polls']} polls; events {run['event_statuses']}",
-                "met": run["failures"] == 0 and run["polls"] >= run["n"] * run["rounds"],
-            },
-            {
-                "target": f"[{where}] CPU per poll <= {TARGET_CPU_MS:.0f} ms",
-                "value": fmt_ms(run["cpu_per_poll_s"]),
-                "met": run["cpu_per_poll_s"] * 1000 <= TARGET_CPU_MS,
-            },
-            {
-                "target": f"[{where}] RSS per trigger <= {TARGET_RSS_KB:.0f} KB",
-                "value": f"{run['rss_per_trigger_kb']:.1f} KB",
-                "met": run["rss_per_trigger_kb"] <= TARGET_RSS_KB,
-            },
-            {
-                "target": f"[{where}] p99 poll lateness <= {TARGET_P99_S:.0f} s",
-                "value": f"{run['lateness_p99_s'] * 1000:.0f} ms (max {run['lateness_max_s'] * 1000:.0f} ms)",
-                "met": run["lateness_p99_s"] <= TARGET_P99_S,
-            },
-        ]
-    notes = [
-        f"{args.n} triggers per run, poll interval {args.interval:g} s (compressed from 30 s; see the module"
-        " docstring). 'trigger default': the trigger's own random first-poll delay of up to one interval,"
-        " i.e. how an operator defers it; 'burst': first_poll_jitter=0, every poll of a round at the same"
-        " instant (the worst case). 'x ours' compares with ours on the same server, in the same pattern where"
-        " measured (else with ours' default start, which costs more per poll, so the ratio errs against ours)."
-        " Failed polls are retried as the trigger does by default (up to 5 in a row).",
-        "CPU per poll: user+sys CPU of the client process over the run / completed polls (includes the"
-        " trigger's own work: JSON parsing, models, classify, logging, timers). RSS per trigger: (peak RSS"
-        " during the run - RSS before the triggers were built) / triggers.",
-        "Lateness: when a poll's answer arrived minus when it was due (the previous answer + the interval;"
-        " in a burst also the first poll, due at start). With the random first-poll delay the first poll's"
-        " due time is unknown, so only later polls count.",
-        "Fixed-response server: answers 'running' until a job's last round, then 'completed', so every"
-        " trigger fires one success event. Emulator (--scenario stall): 1,000 real jobs created through the"
-        " API; the client stops the triggers (as a triggerer shutdown does) once each has polled its rounds,"
-        " so no events; polls cut short by that stop are not counted.",
-    ]
-    for run in runs:
-        if run["server_stats"]:
-            s = run["server_stats"]
-            notes.append(
-                f"fixed server during the {run['variant']}{' burst' if run['burst'] else ''} run:"
-                f" {s['requests']} requests on {s['connections']} connections, server CPU {s['server_cpu_s']:.2f} s"
-            )
-        if run["errors_sample"]:
-            notes.append(f"{run['server']}/{run['variant']} errors (sample): {run['errors_sample'][:3]}")
-    return {
-        "name": "triggerer",
-        "title": f"Triggerer scale: {args.n} triggers in one event loop",
-        "smoke": args.smoke,
-        "columns": [
-            "server",
-            "client",
-            "first poll",
-            "triggers x rounds",
-            "polls",
-            "failures",
-            "CPU / poll",
-            "x ours (CPU)",
-            "RSS / trigger",
-            "lateness p50",
-            "lateness p99",
-            "wall",
-        ],
-        "rows": rows,
-        "targets": targets,
-        "notes": notes,
-        "data": {
-            "runs": runs,
-            "args": {k: v for k, v in vars(args).items() if k not in ("json",)},
-            "versions": package_versions(
-                python, ["httpx", "httpcore", "apache-airflow", "airflow-provider-together"]
-            ),
-            "timestamp": time.time(),
-        },
-    }
+def httpx_floor(python: str, base_url: str, n: int) -> dict[str, float]:
+    """CPU per request of plain httpx GETs at 1, 8 and 32 in flight (``_httpx_floor.py``)."""
+    measured = run_measured(
+        [python, str(BENCH_DIR / "_httpx_floor.py"), "--base-url", base_url, "--n", str(n)], timeout=300
+    )
+    if measured.returncode != 0:
+        raise RuntimeError(f"httpx floor failed:\n{measured.stderr[-3000:]}")
+    return {k: float(v) for k, v in last_json_line(measured.stdout)["cpu_per_request_s"].items()}
 
 
 if __name__ == "__main__":

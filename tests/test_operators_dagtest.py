@@ -75,11 +75,18 @@ def _xcoms(dag_id: str, run_id: str) -> dict[tuple[str, str], Any]:
 
 
 def _ti_states(dag_run: Any) -> dict[str, str]:
+    # Read by id in a fresh session: attaching ``dag_run`` (still held by dag.test's session) raised
+    # "another instance ... already present" and hid the failed run's task states behind that error.
+    from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        session.add(dag_run)
-        return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances(session=session)}
+        rows = (
+            session.query(TaskInstance.task_id, TaskInstance.state)
+            .filter(TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id)
+            .all()
+        )
+        return {task_id: str(state) for task_id, state in rows}
 
 
 def test_weekly_example_dag_runs_deferred_and_publishes_the_model(
