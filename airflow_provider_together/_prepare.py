@@ -7,7 +7,8 @@ a. the rendered config is validated statically; a bad config fails the task (no 
 b. files given as paths are checked locally, uploaded once, and validated by Together;
 c. the model's limits are fetched and the config resolved against them;
 e. a job that a previous try already submitted with the same config is looked up and, if it is running
-   or completed, reused (this comes before the price check: reattaching costs nothing);
+   or completed, reused (this comes before the price check: reattaching costs nothing); a job an earlier
+   try was deferred on when a user cleared or marked the task is cancelled and replaced instead;
 d. only for a new submission, the price is estimated and checked against ``max_price_usd``;
 f. the job is submitted exactly once and its id recorded at once.
 """
@@ -156,7 +157,9 @@ def prepare_and_submit(op: TogetherFineTuneOperator, context: Context) -> FineTu
         JobSearch,
         JobStateStore,
         find_previous_job,
+        is_live,
         marker_suffix,
+        stop_abandoned_job,
         submit_once,
     )
     from airflow_provider_together._secrets import secret_request_fields
@@ -196,16 +199,26 @@ def prepare_and_submit(op: TogetherFineTuneOperator, context: Context) -> FineTu
         training_file=config.training_file, model=config.model, suffix=suffix, not_before=_not_before(context)
     )
     store = JobStateStore(context)
+    # Before anything else: a job an earlier try left deferred when a user cleared or marked the task is one
+    # Airflow gave up on. It is stopped whatever the config or reuse settings are now (never two jobs).
+    abandoned = stop_abandoned_job(
+        hook, store, try_number=getattr(ti, "try_number", None), cancel_on_kill=op.cancel_on_kill
+    )
     if op.reuse_existing_job:
         previous = find_previous_job(hook, store, fingerprint, search)
         if previous is not None:
             outcome = classify(previous)
-            if outcome in (Outcome.RUNNING, Outcome.SUCCEEDED):
+            if outcome is Outcome.SUCCEEDED or (is_live(previous) and previous.id != abandoned):
                 log.info(
                     "Reattaching to job %s (%s) submitted by a previous try", previous.id, previous.status_raw
                 )
                 return previous
-            log.info("Previous job %s ended %s; submitting a replacement", previous.id, previous.status_raw)
+            # Failed, cancelled, being cancelled (it can only end cancelled), or abandoned by a user action.
+            log.info(
+                "Previous job %s is %s and will not produce a model; submitting a replacement",
+                previous.id,
+                previous.status_raw,
+            )
 
     try:
         _check_price(op, hook, config, limits)

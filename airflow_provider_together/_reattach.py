@@ -39,11 +39,23 @@ if TYPE_CHECKING:
     from airflow_provider_together.hooks import TogetherHook
     from airflow_provider_together.models import FineTuneJob
 
-__all__ = ["STATE_KEY", "JobSearch", "JobStateStore", "find_previous_job", "marker_suffix", "submit_once"]
+__all__ = [
+    "STATE_KEY",
+    "JobSearch",
+    "JobStateStore",
+    "comms_errors",
+    "find_previous_job",
+    "is_live",
+    "marker_suffix",
+    "stop_abandoned_job",
+    "submit_once",
+]
 
 log = logging.getLogger(__name__)
 
 STATE_KEY = "together_fine_tune_job"
+#: Field of the record: the try that deferred on the job and has not resumed yet (``None`` otherwise).
+DEFERRED_TRY = "deferred_try"
 MARKER_PREFIX = "airflow-"
 #: Tolerated clock difference between the worker and Together when comparing creation times.
 CLOCK_SKEW_S = 300.0
@@ -51,6 +63,21 @@ CLOCK_SKEW_S = 300.0
 #: lag the create by a moment).
 RECONCILE_ATTEMPTS = 5
 RECONCILE_DELAY_S = 2.0
+
+
+def comms_errors() -> tuple[type[BaseException], ...]:
+    """
+    Return what Airflow's XCom / task state store calls raise when they cannot serve a request.
+
+    No supervisor channel in this process (ImportError of SUPERVISOR_COMMS), a closed channel, or a request
+    the API refused (``AirflowRuntimeError`` of the Task SDK).
+    """
+    errors: tuple[type[BaseException], ...] = (ImportError, RuntimeError, TypeError, OSError)
+    try:
+        from airflow.sdk.exceptions import AirflowRuntimeError
+    except ImportError:  # defensive: the Task SDK has had it since Airflow 3.0
+        return errors
+    return (AirflowRuntimeError, *errors)
 
 
 def marker_suffix(dag_id: str, run_id: str, task_id: str, map_index: int, fingerprint: str) -> str:
@@ -81,6 +108,36 @@ class JobStateStore:
         """Write the record at once: the next try depends on it."""
         if self._store is not None:
             self._store.set(STATE_KEY, record)
+
+    def mark_deferred(self, job_id: str, try_number: int) -> None:
+        """
+        Record that try ``try_number`` hands job ``job_id`` to the triggerer (written just before deferring).
+
+        A later try that still finds this mark knows the deferral never resumed: a user cleared or marked
+        the deferred task, and Airflow gave up on that job (on 3.3 the trigger's ``on_kill`` cancels it).
+        """
+        record = self.get()
+        if record is not None:
+            self.put({**record, "job_id": job_id, DEFERRED_TRY: try_number})
+
+    def mark_resumed(self) -> None:
+        """Clear the deferral mark: the trigger fired and this try resumed, so a retry may reattach."""
+        record = self.get()
+        if record is not None and record.get(DEFERRED_TRY) is not None:
+            self.put({**record, DEFERRED_TRY: None})
+
+    def abandoned_deferral(self, try_number: int | None) -> tuple[int, str] | None:
+        """Return ``(try, job_id)`` when an earlier try deferred on a job and never resumed, else ``None``."""
+        record = self.get()
+        if record is None or not isinstance(try_number, int):
+            return None
+        deferred_try = record.get(DEFERRED_TRY)
+        job_id = record.get("job_id")
+        if not isinstance(deferred_try, int) or deferred_try == try_number:
+            return None
+        if not isinstance(job_id, str) or not job_id:
+            return None
+        return deferred_try, job_id
 
 
 @dataclass(frozen=True)
@@ -186,3 +243,74 @@ def submit_once(
             ) from exc
     store.put({"job_id": job.id, "fingerprint": fingerprint, "submit_started_at": started})
     return job
+
+
+def is_live(job: FineTuneJob) -> bool:
+    """
+    Whether the job may still train (and bill): running, and nobody asked Together to stop it.
+
+    ``classify`` counts ``cancel_requested`` as running because the job has not ended yet; for reuse it is
+    as good as cancelled: it can only end ``cancelled`` and never yields a model.
+    """
+    from airflow_provider_together.models import JobStatus, Outcome, classify
+
+    return classify(job) is Outcome.RUNNING and job.status is not JobStatus.CANCEL_REQUESTED
+
+
+def ensure_stopped(hook: TogetherHook, job_id: str) -> None:
+    """
+    Make sure Together is stopping ``job_id`` (idempotent: racing the trigger's own ``on_kill`` is fine).
+
+    :raises TogetherError: the job still runs and the cancel failed; the caller must not submit a second
+        job while this one may keep training.
+    """
+    try:
+        job = hook.get_fine_tune(job_id)
+    except TogetherNotFoundError:
+        return
+    if not is_live(job):
+        return
+    try:
+        hook.cancel_fine_tune(job_id)
+    except TogetherError as exc:
+        # The old trigger's on_kill may have won the race and the job is already cancelled: look again.
+        if is_live(hook.get_fine_tune(job_id)):
+            raise TogetherError(
+                f"Could not cancel fine-tuning job {job_id}, which Airflow gave up on ({exc}); not submitting "
+                "a second job while it may still train. A retry of this task tries again."
+            ) from exc
+
+
+def stop_abandoned_job(
+    hook: TogetherHook, store: JobStateStore, *, try_number: int | None, cancel_on_kill: bool
+) -> str | None:
+    """
+    Stop the job of an earlier try that was deferred when a user cleared or marked the task.
+
+    Airflow 3.3 cancels that job from the old trigger's ``on_kill``, but asynchronously: the new try can
+    start before, during or after it. Deciding from the deferral mark written by the old try itself (it
+    exists before any user can act on the deferred task) makes the outcome independent of that ordering,
+    and cancelling here too covers an ``on_kill`` that failed or timed out.
+
+    :return: the id of the abandoned job that is now stopping (never to be reattached), or ``None``.
+    """
+    abandoned = store.abandoned_deferral(try_number)
+    if abandoned is None:
+        return None
+    deferred_try, job_id = abandoned
+    if not cancel_on_kill:
+        log.info(
+            "Try %d was waiting for job %s when the task was cleared or marked; cancel_on_kill=False leaves "
+            "the job alone, so it is reused if it still runs",
+            deferred_try,
+            job_id,
+        )
+        return None
+    log.info(
+        "Try %d was waiting for job %s in the triggerer when the task was cleared or marked: Airflow gave up "
+        "on that job, so it is cancelled (if the trigger's on_kill has not yet) and a fresh job is trained",
+        deferred_try,
+        job_id,
+    )
+    ensure_stopped(hook, job_id)
+    return job_id

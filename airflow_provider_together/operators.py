@@ -292,15 +292,16 @@ class TogetherFineTuneOperator(BaseOperator):
             self.log.info("wait_for_completion=False: returning while job %s is %s", job.id, job.status_raw)
             return result_from_job(job, None)
         if self.deferrable:
-            self._defer(job)
+            self._defer(context, job)
         payload = wait_in_worker(
             self.hook, job, poll_interval=float(self.poll_interval), timeout=self.timeout, log=self.log
         )
         return self.execute_complete(context, dict(payload))
 
-    def _defer(self, job: FineTuneJob) -> NoReturn:
+    def _defer(self, context: Context, job: FineTuneJob) -> NoReturn:
         import time
 
+        from airflow_provider_together._reattach import JobStateStore
         from airflow_provider_together.triggers import TogetherFineTuneTrigger
 
         # Airflow's execution_timeout does not bound a deferred task, so it becomes the trigger's deadline
@@ -312,6 +313,9 @@ class TogetherFineTuneOperator(BaseOperator):
         defer_timeout = (
             timedelta(seconds=limit + float(self.poll_interval) + _DEFER_TIMEOUT_MARGIN_S) if limit else None
         )
+        # Written before deferring, so it exists before any user can clear the deferred task: a later try
+        # that still finds it knows this deferral never resumed and must not reattach (see _reattach).
+        JobStateStore(context).mark_deferred(job.id, context["ti"].try_number)
         self.defer(
             trigger=TogetherFineTuneTrigger(
                 job_id=job.id,
@@ -338,7 +342,14 @@ class TogetherFineTuneOperator(BaseOperator):
         return complete(self, context, event)
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
-        """Cancel the job when Airflow's own deferral timeout fired before the trigger's, then fail as usual."""
+        """
+        Resume after the deferral: clear the deferral mark, then finish from the event as usual.
+
+        Clearing the mark tells a later try (a retry after this resumed try fails) that the job was not
+        abandoned by a user action, so it reattaches. When Airflow's own deferral timeout fired before the
+        trigger's, the job is cancelled before failing.
+        """
+        self._mark_resumed(context)
         if (
             next_method == _TRIGGER_FAIL_METHOD
             and (next_kwargs or {}).get("error") == _TRIGGER_TIMEOUT_REASON
@@ -348,6 +359,15 @@ class TogetherFineTuneOperator(BaseOperator):
             if isinstance(job_id, str):
                 self.cancel_job(job_id, reason="Airflow's deferral timeout expired")
         return super().resume_execution(next_method, next_kwargs, context)
+
+    def _mark_resumed(self, context: Context) -> None:
+        from airflow_provider_together._reattach import JobStateStore, comms_errors
+
+        try:
+            JobStateStore(context).mark_resumed()
+        except comms_errors() as exc:  # the store is unreachable: finishing the task matters more
+            # A stale mark only costs a retry of this task instance a fresh job instead of a reattach.
+            self.log.warning("Could not clear the deferral mark in the task state store: %s", exc)
 
     def cancel_job(self, job_id: str, *, reason: str) -> None:
         """Request cancellation, best effort: a failure to cancel is logged, never hides the original error."""

@@ -38,6 +38,7 @@ from airflow_provider_together._progress import (
     terminal_payload,
     timeout_payload,
 )
+from airflow_provider_together._reattach import comms_errors
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -49,22 +50,7 @@ if TYPE_CHECKING:
 __all__ = ["CURSOR_XCOM_KEY", "TogetherFineTuneTrigger"]
 
 
-def _xcom_errors() -> tuple[type[BaseException], ...]:
-    """
-    Return what the XCom comms path raises when it cannot serve a request.
-
-    No supervisor channel in this process (ImportError of SUPERVISOR_COMMS), a closed channel, or a request
-    the API refused (``AirflowRuntimeError`` of the Task SDK).
-    """
-    errors: tuple[type[BaseException], ...] = (ImportError, RuntimeError, TypeError, OSError)
-    try:
-        from airflow.sdk.exceptions import AirflowRuntimeError
-    except ImportError:  # defensive: the Task SDK has had it since Airflow 3.0
-        return errors
-    return (AirflowRuntimeError, *errors)
-
-
-_XCOM_ERRORS = _xcom_errors()
+_XCOM_ERRORS = comms_errors()
 
 #: XCom key (on the waiting task instance) where the trigger mirrors its event cursor.
 CURSOR_XCOM_KEY = "together_event_cursor"
@@ -73,6 +59,8 @@ CURSOR_XCOM_KEY = "together_event_cursor"
 MAX_FIRST_POLL_JITTER_S = 30.0
 #: How long ``on_kill`` waits for the cancel call; Airflow bounds on_kill itself at [triggerer] on_kill_timeout.
 CANCEL_TIMEOUT_S = 20.0
+#: How long ``on_kill`` then spends checking whether a failed cancel matters (both stay within that bound).
+STATUS_TIMEOUT_S = 5.0
 
 
 def _event(payload: FineTuneEventPayload) -> TriggerEvent:
@@ -308,13 +296,29 @@ class TogetherFineTuneTrigger(BaseTrigger):
 
         from airflow_provider_together.exceptions import TogetherError
 
+        hook = self._hook()
         try:
-            job = await asyncio.wait_for(
-                self._hook().acancel_fine_tune(self.job_id), timeout=CANCEL_TIMEOUT_S
-            )
+            job = await asyncio.wait_for(hook.acancel_fine_tune(self.job_id), timeout=CANCEL_TIMEOUT_S)
         except (TogetherError, httpx.HTTPError, asyncio.TimeoutError) as exc:
-            self.log.warning("Could not cancel fine-tuning job %s on kill: %s", self.job_id, exc)
+            # After a clear, the new try may already have cancelled the job itself (it does not wait for
+            # this on_kill; see _reattach.stop_abandoned_job): that is not a failure worth a warning.
+            if await self._already_stopping(hook):
+                self.log.info("Task killed; fine-tuning job %s is already stopping or ended", self.job_id)
+            else:
+                self.log.warning("Could not cancel fine-tuning job %s on kill: %s", self.job_id, exc)
             return
         self.log.info(
             "Task killed; cancel requested for fine-tuning job %s (status %s)", self.job_id, job.status_raw
         )
+
+    async def _already_stopping(self, hook: TogetherHook) -> bool:
+        import httpx
+
+        from airflow_provider_together._reattach import is_live
+        from airflow_provider_together.exceptions import TogetherError
+
+        try:
+            job = await asyncio.wait_for(hook.aget_fine_tune(self.job_id), timeout=STATUS_TIMEOUT_S)
+        except (TogetherError, httpx.HTTPError, asyncio.TimeoutError):
+            return False
+        return not is_live(job)

@@ -74,6 +74,26 @@ def _xcoms(dag_id: str, run_id: str) -> dict[tuple[str, str], Any]:
         return {(row.task_id, row.key): row.value for row in rows}
 
 
+def _state_record(dag_id: str, run_id: str, task_id: str) -> dict[str, Any] | None:
+    """The fine-tune record in the task state store (Airflow 3.3+), or None on older Airflow."""
+    try:
+        from airflow.models.task_state_store import TaskStateStoreModel
+    except ImportError:  # Airflow < 3.3
+        return None
+    from airflow.utils.session import create_session
+
+    from airflow_provider_together._reattach import STATE_KEY
+
+    with create_session() as session:
+        row = (
+            session.query(TaskStateStoreModel)
+            .filter_by(dag_id=dag_id, run_id=run_id, task_id=task_id, key=STATE_KEY)
+            .one()
+        )
+        value: dict[str, Any] = json.loads(row.value)
+        return value
+
+
 def _ti_states(dag_run: Any) -> dict[str, str]:
     # Read by id in a fresh session: attaching ``dag_run`` (still held by dag.test's session) raised
     # "another instance ... already present" and hid the failed run's task states behind that error.
@@ -122,6 +142,11 @@ def test_weekly_example_dag_runs_deferred_and_publishes_the_model(
     with create_session() as session:
         extras = [event.extra for event in session.query(AssetEvent).all()]
     assert any(extra.get("job_id") == job_id and extra.get("model_output_name") for extra in extras)
+    # The deferral mark written before deferring was cleared on resume: a retry would reattach, not replace.
+    record = _state_record(dag.dag_id, dag_run.run_id, "fine_tune")
+    if record is not None:  # Airflow 3.3+ (no task state store before)
+        assert record["job_id"] == job_id
+        assert record["deferred_try"] is None
 
 
 SYNC_DAG = textwrap.dedent(
