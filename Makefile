@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 UV := $(shell command -v uv 2>/dev/null)
 PYTEST_ARGS ?=
 
-.PHONY: venv test lint typecheck unit e2e demo airflow bench clean
+.PHONY: venv browser test lint typecheck unit e2e demo airflow bench clean
 
 # The venv is rebuilt when pyproject.toml changes; uv is used when present, otherwise pip installs it.
 $(VENV)/.installed: pyproject.toml
@@ -18,6 +18,10 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# Debian's chromium for the browser test of the connection form (Playwright drives it; it never downloads one).
+browser:
+	@bash dev/install_chromium.sh
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -28,10 +32,10 @@ typecheck: venv
 unit: venv
 	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
 
-e2e: venv
+e2e: venv browser
 	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
 
-test: lint typecheck venv
+test: lint typecheck venv browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: venv

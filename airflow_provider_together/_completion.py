@@ -38,6 +38,17 @@ def attach_to_outlets(op: Any, context: Context, result: FineTuneResult) -> None
         accessors[outlet].extra.update(cast("dict[str, Any]", result))
 
 
+def _job_of_this_try(op: Any, context: Context) -> str | None:
+    """The job id this try pushed to XCom before waiting (it survives the deferral), if any."""
+    from airflow_provider_together.links import JOB_ID_XCOM_KEY
+
+    ti = context.get("ti")
+    if ti is None:
+        return None
+    value = ti.xcom_pull(task_ids=op.task_id, key=JOB_ID_XCOM_KEY)
+    return value if isinstance(value, str) and value else None
+
+
 def _is_last_try(op: Any, context: Context) -> bool:
     ti = context.get("ti")
     try_number = getattr(ti, "try_number", None)
@@ -50,6 +61,18 @@ def complete(op: TogetherFineTuneOperator, context: Context, event: dict[str, An
 
     payload = validate_event(event)
     job_id = payload["job_id"]
+    waiting_on = _job_of_this_try(op, context)
+    if waiting_on is not None and waiting_on != job_id:
+        # The event is about another job: a trigger of an earlier try (one a user cleared) fired after this
+        # try deferred, and Airflow handed its event to this try. Seen on SQLite, which reuses the freed
+        # trigger id for the new deferral. That job's fate is not this try's outcome: keep waiting.
+        op.log.warning(
+            "Ignoring an event about job %s (%s) from an earlier try's trigger; waiting for job %s",
+            job_id,
+            payload["status"],
+            waiting_on,
+        )
+        op.defer_on(context, waiting_on)
     status = payload["status"]
     message = payload["message"]
     job_status = payload["job_status"]

@@ -152,14 +152,13 @@ def prepare_and_submit(op: TogetherFineTuneOperator, context: Context) -> FineTu
 
     :raises AirflowFailException: invalid config, rejected file, or over budget (no retry helps).
     """
+    from airflow_provider_together._abandoned import is_live, stop_abandoned_job
     from airflow_provider_together._inputs import FileResolver
     from airflow_provider_together._reattach import (
         JobSearch,
         JobStateStore,
         find_previous_job,
-        is_live,
         marker_suffix,
-        stop_abandoned_job,
         submit_once,
     )
     from airflow_provider_together._secrets import secret_request_fields
@@ -202,7 +201,11 @@ def prepare_and_submit(op: TogetherFineTuneOperator, context: Context) -> FineTu
     # Before anything else: a job an earlier try left deferred when a user cleared or marked the task is one
     # Airflow gave up on. It is stopped whatever the config or reuse settings are now (never two jobs).
     abandoned = stop_abandoned_job(
-        hook, store, try_number=getattr(ti, "try_number", None), cancel_on_kill=op.cancel_on_kill
+        hook,
+        store,
+        try_number=getattr(ti, "try_number", None),
+        cancel_on_kill=op.cancel_on_kill,
+        poll_interval=float(op.poll_interval),
     )
     if op.reuse_existing_job:
         previous = find_previous_job(hook, store, fingerprint, search)

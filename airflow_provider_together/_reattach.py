@@ -15,7 +15,17 @@ created the job" and "the task remembered it". Two sources of truth, in order:
    the output model name). A user-chosen suffix is never overwritten; the match then relies on file, model,
    suffix and creation time.
 
-A running or completed job is reused; a failed or cancelled one is replaced by a new submission.
+A running or completed job is reused; a failed, cancelled or ``cancel_requested`` one is replaced by a new
+submission.
+
+**A deferral a user cut short is not a crash.** Clearing (or marking) a deferred task makes Airflow 3.3
+cancel its job from the old trigger's ``on_kill``, asynchronously: the new try may start before, during or
+after that. So the operator marks the record ``deferred_try=<try>`` just before deferring and clears the mark
+when the try resumes. A new try that finds another try's mark knows that deferral never resumed: Airflow
+gave up on that job. With ``cancel_on_kill`` it cancels the job itself (idempotent with ``on_kill``), waits
+until it ended, and submits a fresh one: the decision rests on a mark written before any user could act,
+not on who cancels first. A worker crash, a lost-contact error or a trigger timeout leaves no mark (the try
+never deferred or did resume), so those retries still reattach.
 """
 
 from __future__ import annotations
@@ -45,9 +55,7 @@ __all__ = [
     "JobStateStore",
     "comms_errors",
     "find_previous_job",
-    "is_live",
     "marker_suffix",
-    "stop_abandoned_job",
     "submit_once",
 ]
 
@@ -243,74 +251,3 @@ def submit_once(
             ) from exc
     store.put({"job_id": job.id, "fingerprint": fingerprint, "submit_started_at": started})
     return job
-
-
-def is_live(job: FineTuneJob) -> bool:
-    """
-    Whether the job may still train (and bill): running, and nobody asked Together to stop it.
-
-    ``classify`` counts ``cancel_requested`` as running because the job has not ended yet; for reuse it is
-    as good as cancelled: it can only end ``cancelled`` and never yields a model.
-    """
-    from airflow_provider_together.models import JobStatus, Outcome, classify
-
-    return classify(job) is Outcome.RUNNING and job.status is not JobStatus.CANCEL_REQUESTED
-
-
-def ensure_stopped(hook: TogetherHook, job_id: str) -> None:
-    """
-    Make sure Together is stopping ``job_id`` (idempotent: racing the trigger's own ``on_kill`` is fine).
-
-    :raises TogetherError: the job still runs and the cancel failed; the caller must not submit a second
-        job while this one may keep training.
-    """
-    try:
-        job = hook.get_fine_tune(job_id)
-    except TogetherNotFoundError:
-        return
-    if not is_live(job):
-        return
-    try:
-        hook.cancel_fine_tune(job_id)
-    except TogetherError as exc:
-        # The old trigger's on_kill may have won the race and the job is already cancelled: look again.
-        if is_live(hook.get_fine_tune(job_id)):
-            raise TogetherError(
-                f"Could not cancel fine-tuning job {job_id}, which Airflow gave up on ({exc}); not submitting "
-                "a second job while it may still train. A retry of this task tries again."
-            ) from exc
-
-
-def stop_abandoned_job(
-    hook: TogetherHook, store: JobStateStore, *, try_number: int | None, cancel_on_kill: bool
-) -> str | None:
-    """
-    Stop the job of an earlier try that was deferred when a user cleared or marked the task.
-
-    Airflow 3.3 cancels that job from the old trigger's ``on_kill``, but asynchronously: the new try can
-    start before, during or after it. Deciding from the deferral mark written by the old try itself (it
-    exists before any user can act on the deferred task) makes the outcome independent of that ordering,
-    and cancelling here too covers an ``on_kill`` that failed or timed out.
-
-    :return: the id of the abandoned job that is now stopping (never to be reattached), or ``None``.
-    """
-    abandoned = store.abandoned_deferral(try_number)
-    if abandoned is None:
-        return None
-    deferred_try, job_id = abandoned
-    if not cancel_on_kill:
-        log.info(
-            "Try %d was waiting for job %s when the task was cleared or marked; cancel_on_kill=False leaves "
-            "the job alone, so it is reused if it still runs",
-            deferred_try,
-            job_id,
-        )
-        return None
-    log.info(
-        "Try %d was waiting for job %s in the triggerer when the task was cleared or marked: Airflow gave up "
-        "on that job, so it is cancelled (if the trigger's on_kill has not yet) and a fresh job is trained",
-        deferred_try,
-        job_id,
-    )
-    ensure_stopped(hook, job_id)
-    return job_id

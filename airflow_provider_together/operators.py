@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_together._payload import FineTuneResult
     from airflow_provider_together.hooks import TogetherHook
-    from airflow_provider_together.models import FineTuneConfig, FineTuneJob
+    from airflow_provider_together.models import FineTuneConfig
 
 __all__ = [
     "CONFIG_FIELDS",
@@ -123,7 +123,8 @@ class TogetherFineTuneOperator(BaseOperator):
         itself), else waits as long as Airflow lets it.
     :param max_price_usd: fail before submitting when Together's estimate exceeds this many dollars.
     :param cancel_on_kill: cancel the job when the task is killed (worker kill, or a user acting on the
-        deferred task on Airflow 3.3+).
+        deferred task on Airflow 3.3+); after a clear of a deferred task, the new try also cancels the old
+        job and trains a fresh one instead of reattaching to it.
     :param cancel_on_timeout: cancel the job when ``timeout`` expires.
     :param reuse_existing_job: reattach to the job a previous try of this task instance submitted with the
         same config (running or completed) instead of paying for a new one. See docs/operators.md.
@@ -292,13 +293,14 @@ class TogetherFineTuneOperator(BaseOperator):
             self.log.info("wait_for_completion=False: returning while job %s is %s", job.id, job.status_raw)
             return result_from_job(job, None)
         if self.deferrable:
-            self._defer(context, job)
+            self.defer_on(context, job.id)
         payload = wait_in_worker(
             self.hook, job, poll_interval=float(self.poll_interval), timeout=self.timeout, log=self.log
         )
         return self.execute_complete(context, dict(payload))
 
-    def _defer(self, context: Context, job: FineTuneJob) -> NoReturn:
+    def defer_on(self, context: Context, job_id: str) -> NoReturn:
+        """Hand the wait for ``job_id`` to the triggerer (also used to re-defer after a stray event)."""
         import time
 
         from airflow_provider_together._reattach import JobStateStore
@@ -315,10 +317,10 @@ class TogetherFineTuneOperator(BaseOperator):
         )
         # Written before deferring, so it exists before any user can clear the deferred task: a later try
         # that still finds it knows this deferral never resumed and must not reattach (see _reattach).
-        JobStateStore(context).mark_deferred(job.id, context["ti"].try_number)
+        JobStateStore(context).mark_deferred(job_id, context["ti"].try_number)
         self.defer(
             trigger=TogetherFineTuneTrigger(
-                job_id=job.id,
+                job_id=job_id,
                 together_conn_id=self.together_conn_id,
                 poll_interval=self.poll_interval,
                 end_time=end_time,

@@ -301,7 +301,7 @@ class TogetherFineTuneTrigger(BaseTrigger):
             job = await asyncio.wait_for(hook.acancel_fine_tune(self.job_id), timeout=CANCEL_TIMEOUT_S)
         except (TogetherError, httpx.HTTPError, asyncio.TimeoutError) as exc:
             # After a clear, the new try may already have cancelled the job itself (it does not wait for
-            # this on_kill; see _reattach.stop_abandoned_job): that is not a failure worth a warning.
+            # this on_kill; see _abandoned.stop_abandoned_job): that is not a failure worth a warning.
             if await self._already_stopping(hook):
                 self.log.info("Task killed; fine-tuning job %s is already stopping or ended", self.job_id)
             else:
@@ -314,7 +314,7 @@ class TogetherFineTuneTrigger(BaseTrigger):
     async def _already_stopping(self, hook: TogetherHook) -> bool:
         import httpx
 
-        from airflow_provider_together._reattach import is_live
+        from airflow_provider_together._abandoned import is_live
         from airflow_provider_together.exceptions import TogetherError
 
         try:

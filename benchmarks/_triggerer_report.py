@@ -52,13 +52,18 @@ def summarize(
 
 def hook_in_flight_default() -> str:
     """The hook's default bound on requests in flight (its pool size), for the notes."""
-    try:
-        from airflow_provider_together._http import TogetherSettings
+    import dataclasses
+    import importlib
 
-        field = TogetherSettings.__dataclass_fields__["max_in_flight"]
-        return str(field.default)
-    except (ImportError, KeyError, AttributeError):
-        return "?"
+    # Read from wherever the hook's settings live (private modules: a note, never a failure).
+    for module in ("airflow_provider_together._settings", "airflow_provider_together._http"):
+        try:
+            settings = importlib.import_module(module).TogetherSettings
+            fields = {f.name: f.default for f in dataclasses.fields(settings)}
+            return str(fields["max_in_flight"])
+        except (ImportError, AttributeError, KeyError, TypeError):
+            continue
+    return "?"
 
 
 def build_result(

@@ -203,3 +203,25 @@ def test_a_job_being_cancelled_is_replaced_not_reattached(emu: Any, tmp_path: An
     assert result["job_id"] != first["job_id"]  # it can only end cancelled: reattaching would fail the task
     assert emu.admin.job(first["job_id"])["status"] == "cancel_requested"
     assert emu.admin.count(CREATE) == 2
+
+
+def test_an_earlier_tries_event_does_not_end_this_try(emu: Any, tmp_path: Any) -> None:
+    store = MemoryStateStore()
+    old_trigger = _defer_first_try(tmp_path, store)
+    ti = FakeTI(try_number=2)
+    with pytest.raises(TaskDeferred) as info:
+        _op(tmp_path).execute(make_context(ti, store))
+    new_job = info.value.trigger.job_id
+    # The old trigger was never killed (on SQLite the new deferral reused its id) and fired when the new try
+    # cancelled its job; Airflow resumed the *new* try with that event.
+    stale = _run(lambda: _first_event(old_trigger))
+    assert stale["status"] == "cancelled"
+    with pytest.raises(TaskDeferred) as again:
+        _op(tmp_path).resume_execution("execute_complete", {"event": stale}, make_context(ti, store))
+    assert again.value.trigger.job_id == new_job  # still waiting for its own job
+    assert store.data[STATE_KEY]["deferred_try"] == 2
+    event = _run(lambda: _first_event(again.value.trigger))
+    result = _op(tmp_path).resume_execution("execute_complete", {"event": event}, make_context(ti, store))
+    assert result["job_id"] == new_job
+    assert result["status"] == "completed"
+    assert emu.admin.count(CREATE) == 2

@@ -82,10 +82,15 @@ def start_stalled_run(
     job_id = airflow.rest.xcom(dag_id, run_id, task_id, "job_id")
     assert isinstance(job_id, str)
     assert job_id.startswith("ft-")
+    wait_streaming(airflow, dag_id, run_id, task_id, try_number=1)
+    return run_id, job_id
+
+
+def wait_streaming(airflow: Any, dag_id: str, run_id: str, task_id: str, *, try_number: int) -> None:
+    """Wait until the triggerer streams a try's job events into its log: its trigger is running (bounded)."""
     wait_for(
-        lambda: airflow.rest.task_log_events(dag_id, run_id, task_id, 1),
+        lambda: airflow.rest.task_log_events(dag_id, run_id, task_id, try_number),
         lambda lines: any("Together event [training_start]" in line for line in lines),
         timeout=90,
-        what="the triggerer streaming the job's events into the task log",
+        what=f"the triggerer streaming try {try_number}'s job events into the task log",
     )
-    return run_id, job_id

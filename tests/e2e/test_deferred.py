@@ -11,7 +11,14 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from e2e_support import expected_event_lines, job_status, jobs_with_suffix, start_stalled_run, wait_for
+from e2e_support import (
+    expected_event_lines,
+    job_status,
+    jobs_with_suffix,
+    start_stalled_run,
+    wait_for,
+    wait_streaming,
+)
 
 if TYPE_CHECKING:
     from local_airflow import LocalAirflow
@@ -82,18 +89,16 @@ def test_clearing_deferred_task_cancels_the_job(airflow: LocalAirflow, emulator:
     wait_for(
         lambda: job_status(emulator, job_id), CANCELLED.__contains__, timeout=30, what=f"{job_id} cancelled"
     )
-    # Leave nothing running, whatever the new try did: mark it failed, and every job of this run ends cancelled.
+    # The new try trains a replacement (stalled too, same suffix). Stop it the way a user would, once its
+    # trigger runs, and every job of this run ends cancelled: nothing is left running.
     airflow.rest.wait_ti(
-        DAG,
-        run_id,
-        TASK,
-        states={"deferred", "failed"},
-        timeout=180,
-        predicate=lambda ti: ti["try_number"] == 2,
+        DAG, run_id, TASK, states={"deferred"}, timeout=180, predicate=lambda ti: ti["try_number"] == 2
     )
-    if airflow.rest.task_instance(DAG, run_id, TASK)["state"] == "deferred":
-        airflow.rest.set_ti_state(DAG, run_id, TASK, "failed")
-    for job in jobs_with_suffix(emulator, suffix):
+    wait_streaming(airflow, DAG, run_id, TASK, try_number=2)
+    airflow.rest.set_ti_state(DAG, run_id, TASK, "failed")
+    jobs = jobs_with_suffix(emulator, suffix)
+    assert len(jobs) == 2
+    for job in jobs:
         wait_for(
             lambda job=job: job_status(emulator, job["id"]),
             lambda status: status in CANCELLED,
