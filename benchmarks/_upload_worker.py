@@ -55,10 +55,16 @@ def upload_ours(
     hook = TogetherHook(**{k: v for k, v in options.items() if v is not None})
     rss0 = _status_kb("VmRSS")
     _reset_peak()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     result = hook.upload_file(path, purpose="fine-tune")
-    seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "rss_before_kb": rss0, "hwm_kb": _status_kb("VmHWM"), "file_id": result.id}
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return {
+        "seconds": seconds,
+        "cpu_s": cpu,
+        "rss_before_kb": rss0,
+        "hwm_kb": _status_kb("VmHWM"),
+        "file_id": result.id,
+    }
 
 
 def upload_sdk(path: Path, base_url: str, api_key: str) -> dict:
@@ -68,10 +74,16 @@ def upload_sdk(path: Path, base_url: str, api_key: str) -> dict:
     client = Together(api_key=api_key, base_url=base_url.removesuffix("/v1"), max_retries=0, timeout=600)
     rss0 = _status_kb("VmRSS")
     _reset_peak()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     result = client.files.upload(file=path, purpose="fine-tune", check=False)
-    seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "rss_before_kb": rss0, "hwm_kb": _status_kb("VmHWM"), "file_id": result.id}
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return {
+        "seconds": seconds,
+        "cpu_s": cpu,
+        "rss_before_kb": rss0,
+        "hwm_kb": _status_kb("VmHWM"),
+        "file_id": result.id,
+    }
 
 
 def main() -> None:

