@@ -2,7 +2,8 @@
 TogetherHook: the Together AI files and fine-tuning API for Airflow, sync and async.
 
 Every public method is a one-line pair (``get_fine_tune`` / ``aget_fine_tune``) over a flow defined once
-in ``_ops`` / ``_upload``; ``_drivers`` runs it with ``httpx.Client`` or the shared ``httpx.AsyncClient``.
+in ``_transport.ops`` / ``_transport.upload``; ``_transport.drivers`` runs it with ``httpx.Client`` or the
+shared ``httpx.AsyncClient``.
 
 .. seealso:: https://docs.together.ai/reference/finetune
 """
@@ -16,12 +17,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from airflow.providers.common.compat.sdk import BaseHook
 
-from airflow_provider_together import _client, _ops, _upload
-from airflow_provider_together._drivers import arun_flow, run_flow
-from airflow_provider_together._flow import Context, UploadOptions
-from airflow_provider_together._http import redact
-from airflow_provider_together._retry import RetryPolicy
-from airflow_provider_together._settings import TogetherSettings, settings_from_connection
+from airflow_provider_together._transport import client as _client
+from airflow_provider_together._transport import ops as _ops
+from airflow_provider_together._transport import upload as _upload
+from airflow_provider_together._transport.drivers import arun_flow, run_flow
+from airflow_provider_together._transport.flow import Context, UploadOptions
+from airflow_provider_together._transport.http import redact
+from airflow_provider_together._transport.retry import RetryPolicy
+from airflow_provider_together._transport.settings import TogetherSettings, settings_from_connection
 
 if TYPE_CHECKING:
     import os
@@ -29,7 +32,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Concatenate, ParamSpec
 
-    from airflow_provider_together._flow import Flow
+    from airflow_provider_together._transport.flow import Flow
     from airflow_provider_together.models import (
         Checkpoint,
         FileObject,

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_provider_together._config import default_deferrable
-from airflow_provider_together._job_operators import (
+from airflow_provider_together._fine_tune.config import default_deferrable
+from airflow_provider_together._fine_tune.job_operators import (
     TogetherCancelFineTuneOperator,
     TogetherDownloadCheckpointOperator,
     TogetherUploadFileOperator,
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_together._payload import FineTuneResult
+    from airflow_provider_together._fine_tune.payload import FineTuneResult
     from airflow_provider_together.hooks import TogetherHook
     from airflow_provider_together.models import FineTuneConfig
 
@@ -271,10 +271,10 @@ class TogetherFineTuneOperator(BaseOperator):
 
     def execute(self, context: Context) -> FineTuneResult:
         """Validate, prepare inputs, reattach or submit, then wait according to the operator's mode."""
-        from airflow_provider_together._payload import result_from_job
-        from airflow_provider_together._prepare import prepare_and_submit
-        from airflow_provider_together._progress import terminal_payload
-        from airflow_provider_together._sync_wait import job_result, wait_in_worker
+        from airflow_provider_together._fine_tune.payload import result_from_job
+        from airflow_provider_together._fine_tune.prepare import prepare_and_submit
+        from airflow_provider_together._fine_tune.progress import terminal_payload
+        from airflow_provider_together._fine_tune.sync_wait import job_result, wait_in_worker
         from airflow_provider_together.models import Outcome, classify
 
         job = prepare_and_submit(self, context)
@@ -303,7 +303,7 @@ class TogetherFineTuneOperator(BaseOperator):
         """Hand the wait for ``job_id`` to the triggerer (also used to re-defer after a stray event)."""
         import time
 
-        from airflow_provider_together._reattach import JobStateStore
+        from airflow_provider_together._fine_tune.reattach import JobStateStore
         from airflow_provider_together.triggers import TogetherFineTuneTrigger
 
         # Airflow's execution_timeout does not bound a deferred task, so it becomes the trigger's deadline
@@ -339,7 +339,7 @@ class TogetherFineTuneOperator(BaseOperator):
         :raises TogetherJobCancelledError: the job was cancelled.
         :raises TogetherJobTimeoutError: the wait timed out; the job was cancelled when ``cancel_on_timeout``.
         """
-        from airflow_provider_together._completion import complete
+        from airflow_provider_together._fine_tune.completion import complete
 
         return complete(self, context, event)
 
@@ -363,7 +363,7 @@ class TogetherFineTuneOperator(BaseOperator):
         return super().resume_execution(next_method, next_kwargs, context)
 
     def _mark_resumed(self, context: Context) -> None:
-        from airflow_provider_together._reattach import JobStateStore, comms_errors
+        from airflow_provider_together._fine_tune.reattach import JobStateStore, comms_errors
 
         try:
             JobStateStore(context).mark_resumed()

@@ -25,7 +25,7 @@ from airflow.providers.common.compat.sdk import (
     PokeReturnValue,
 )
 
-from airflow_provider_together._config import default_deferrable
+from airflow_provider_together._fine_tune.config import default_deferrable
 from airflow_provider_together.links import JOB_URL_XCOM_KEY, TogetherFineTuneJobLink, job_url
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_together._payload import FineTuneResult
+    from airflow_provider_together._fine_tune.payload import FineTuneResult
     from airflow_provider_together.hooks import TogetherHook
 
 __all__ = ["TogetherFineTuneSensor"]
@@ -123,8 +123,8 @@ class TogetherFineTuneSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue:
         """Return done with the summary when the job completed; raise when it failed or was cancelled."""
-        from airflow_provider_together._progress import format_progress, terminal_payload
-        from airflow_provider_together._sync_wait import job_result
+        from airflow_provider_together._fine_tune.progress import format_progress, terminal_payload
+        from airflow_provider_together._fine_tune.sync_wait import job_result
         from airflow_provider_together.models import Outcome, classify
 
         context["ti"].xcom_push(key=JOB_URL_XCOM_KEY, value=job_url(self.job_id))
@@ -145,7 +145,7 @@ class TogetherFineTuneSensor(BaseSensorOperator):
         return self._finish(event)
 
     def _finish(self, event: dict[str, Any] | None) -> FineTuneResult:
-        from airflow_provider_together._payload import TogetherJobUserError, validate_event
+        from airflow_provider_together._fine_tune.payload import TogetherJobUserError, validate_event
         from airflow_provider_together.exceptions import (
             TogetherError,
             TogetherJobCancelledError,

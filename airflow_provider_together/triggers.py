@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_together._progress import (
+from airflow_provider_together._fine_tune.progress import (
     EventCursor,
     as_cursor,
     format_event,
@@ -38,12 +38,12 @@ from airflow_provider_together._progress import (
     terminal_payload,
     timeout_payload,
 )
-from airflow_provider_together._reattach import comms_errors
+from airflow_provider_together._fine_tune.reattach import comms_errors
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from airflow_provider_together._payload import FineTuneEventPayload
+    from airflow_provider_together._fine_tune.payload import FineTuneEventPayload
     from airflow_provider_together.hooks import TogetherHook
     from airflow_provider_together.models import FineTuneEvent, FineTuneJob
 
@@ -211,7 +211,7 @@ class TogetherFineTuneTrigger(BaseTrigger):
     async def _final_payload(
         self, hook: TogetherHook, job: FineTuneJob, outcome: Any, events: list[FineTuneEvent]
     ) -> FineTuneEventPayload:
-        from airflow_provider_together._payload import result_from_job
+        from airflow_provider_together._fine_tune.payload import result_from_job
         from airflow_provider_together.exceptions import TogetherError
         from airflow_provider_together.models import Outcome
 
@@ -314,7 +314,7 @@ class TogetherFineTuneTrigger(BaseTrigger):
     async def _already_stopping(self, hook: TogetherHook) -> bool:
         import httpx
 
-        from airflow_provider_together._abandoned import is_live
+        from airflow_provider_together._fine_tune.abandoned import is_live
         from airflow_provider_together.exceptions import TogetherError
 
         try:

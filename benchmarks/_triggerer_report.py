@@ -56,7 +56,10 @@ def hook_in_flight_default() -> str:
     import importlib
 
     # Read from wherever the hook's settings live (private modules: a note, never a failure).
-    for module in ("airflow_provider_together._settings", "airflow_provider_together._http"):
+    for module in (
+        "airflow_provider_together._transport.settings",
+        "airflow_provider_together._transport.http",
+    ):
         try:
             settings = importlib.import_module(module).TogetherSettings
             fields = {f.name: f.default for f in dataclasses.fields(settings)}

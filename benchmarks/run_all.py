@@ -150,7 +150,9 @@ def update_marked(paths: list[Path], block: str) -> list[Path]:
         start, end = text.find(START), text.find(END)
         if start < 0 or end < start:
             continue
-        path.write_text(text[: start + len(START)] + "\n" + block + "\n" + text[end:])
+        # The block's links are written relative to docs/; a file at the repository root drops the "../".
+        local = block.replace("](../", "](") if path.parent == ROOT else block
+        path.write_text(text[: start + len(START)] + "\n" + local + "\n" + text[end:])
         changed.append(path)
     return changed
 

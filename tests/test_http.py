@@ -10,8 +10,8 @@ import email.utils
 import httpx
 import pytest
 
-from airflow_provider_together._flow import Context, Send, Sleep, request
-from airflow_provider_together._http import (
+from airflow_provider_together._transport.flow import Context, Send, Sleep, request
+from airflow_provider_together._transport.http import (
     USER_AGENT,
     FileRegion,
     Retry,
@@ -21,8 +21,8 @@ from airflow_provider_together._http import (
     raise_for_response,
     redact,
 )
-from airflow_provider_together._retry import RetryPolicy
-from airflow_provider_together._settings import (
+from airflow_provider_together._transport.retry import RetryPolicy
+from airflow_provider_together._transport.settings import (
     DEFAULT_BASE_URL,
     TogetherSettings,
     normalize_base_url,

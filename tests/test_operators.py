@@ -19,7 +19,7 @@ from _fine_tune_support import (
 )
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_together._payload import TogetherJobUserError
+from airflow_provider_together._fine_tune.payload import TogetherJobUserError
 from airflow_provider_together.exceptions import (
     TogetherJobCancelledError,
     TogetherJobFailedError,
@@ -72,7 +72,7 @@ def test_constructor_only_stores_arguments() -> None:
 def test_default_deferrable_is_true_unless_the_deployment_says_otherwise(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from airflow_provider_together._config import default_deferrable
+    from airflow_provider_together._fine_tune.config import default_deferrable
 
     assert default_deferrable() is True
     assert (
@@ -95,7 +95,7 @@ def test_invalid_config_fails_without_retry_before_any_http(emu: Any, tmp_path: 
 
 
 def test_flat_keywords_override_a_config_group_variant() -> None:
-    from airflow_provider_together._prepare import build_config
+    from airflow_provider_together._fine_tune.prepare import build_config
     from airflow_provider_together.models import FineTuneConfig
 
     base = FineTuneConfig(training_file="file-abc123", model=BASE_MODEL, lora=True, lora_r=8)
@@ -339,7 +339,7 @@ def test_crash_between_create_and_record_is_recovered_from_the_job_list(emu: Any
 def test_ambiguous_submit_without_a_job_is_not_resent_and_the_retry_submits(
     emu: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from airflow_provider_together import _reattach
+    from airflow_provider_together._fine_tune import reattach as _reattach
     from airflow_provider_together.exceptions import TogetherError
 
     monkeypatch.setattr(_reattach, "RECONCILE_DELAY_S", 0.01)

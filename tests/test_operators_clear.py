@@ -24,7 +24,7 @@ from _fine_tune_support import (
 )
 from airflow.providers.common.compat.sdk import TaskDeferred
 
-from airflow_provider_together._reattach import STATE_KEY
+from airflow_provider_together._fine_tune.reattach import STATE_KEY
 from airflow_provider_together.exceptions import TogetherError, TogetherJobCancelledError
 from airflow_provider_together.operators import TogetherFineTuneOperator
 from airflow_provider_together.triggers import TogetherFineTuneTrigger

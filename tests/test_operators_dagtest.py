@@ -82,7 +82,7 @@ def _state_record(dag_id: str, run_id: str, task_id: str) -> dict[str, Any] | No
         return None
     from airflow.utils.session import create_session
 
-    from airflow_provider_together._reattach import STATE_KEY
+    from airflow_provider_together._fine_tune.reattach import STATE_KEY
 
     with create_session() as session:
         row = (

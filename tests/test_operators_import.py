@@ -19,7 +19,7 @@ print(json.dumps(sorted(set(sys.modules) - before)))
 #: Modules that must not be imported just by importing ours: our heavy parts, and big third-party packages.
 FORBIDDEN_PREFIXES = (
     "airflow_provider_together.hooks",
-    "airflow_provider_together._http",
+    "airflow_provider_together._transport.http",
     "airflow_provider_together.models",
     "airflow_provider_together.datasets",
     "airflow_provider_together.emulator",

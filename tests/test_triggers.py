@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from _fine_tune_support import FAST, LogText, create_job
 
-from airflow_provider_together._progress import EventCursor, as_cursor, later_cursor, new_events
+from airflow_provider_together._fine_tune.progress import EventCursor, as_cursor, later_cursor, new_events
 from airflow_provider_together.models import FineTuneEvent
 from airflow_provider_together.triggers import TogetherFineTuneTrigger
 

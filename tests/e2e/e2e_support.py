@@ -53,7 +53,7 @@ def job_status(emulator: Any, job_id: str) -> str:
 
 def expected_event_lines(emulator: Any, job_id: str) -> list[str]:
     """Every event of the job, formatted the way the provider logs it ("Together event [type] message")."""
-    from airflow_provider_together._progress import format_event
+    from airflow_provider_together._fine_tune.progress import format_event
     from airflow_provider_together.models import FineTuneEvent
 
     response = httpx.get(

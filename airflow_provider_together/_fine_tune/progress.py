@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from airflow_provider_together._payload import FineTuneEventPayload, FineTuneResult
+    from airflow_provider_together._fine_tune.payload import FineTuneEventPayload, FineTuneResult
     from airflow_provider_together.models import FineTuneEvent, FineTuneJob, Outcome
 
 __all__ = [

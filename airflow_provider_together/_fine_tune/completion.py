@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from airflow_provider_together._payload import FineTuneResult, TogetherJobUserError, validate_event
+from airflow_provider_together._fine_tune.payload import FineTuneResult, TogetherJobUserError, validate_event
 from airflow_provider_together.exceptions import (
     TogetherError,
     TogetherJobCancelledError,

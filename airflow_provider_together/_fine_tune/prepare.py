@@ -42,7 +42,7 @@ def build_config(op: TogetherFineTuneOperator) -> FineTuneConfig:
     :raises AirflowFailException: the config is invalid (every problem listed, each naming its field);
         retrying cannot fix a config, so Airflow must not retry.
     """
-    from airflow_provider_together._secrets import reject_inline_secrets
+    from airflow_provider_together._fine_tune.secrets import reject_inline_secrets
     from airflow_provider_together.models import FineTuneConfig
 
     flat = op.flat_options()
@@ -152,16 +152,16 @@ def prepare_and_submit(op: TogetherFineTuneOperator, context: Context) -> FineTu
 
     :raises AirflowFailException: invalid config, rejected file, or over budget (no retry helps).
     """
-    from airflow_provider_together._abandoned import is_live, stop_abandoned_job
-    from airflow_provider_together._inputs import FileResolver
-    from airflow_provider_together._reattach import (
+    from airflow_provider_together._fine_tune.abandoned import is_live, stop_abandoned_job
+    from airflow_provider_together._fine_tune.inputs import FileResolver
+    from airflow_provider_together._fine_tune.reattach import (
         JobSearch,
         JobStateStore,
         find_previous_job,
         marker_suffix,
         submit_once,
     )
-    from airflow_provider_together._secrets import secret_request_fields
+    from airflow_provider_together._fine_tune.secrets import secret_request_fields
     from airflow_provider_together.models import Outcome, classify
 
     config = build_config(op)

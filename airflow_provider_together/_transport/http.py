@@ -1,7 +1,7 @@
 """
 The pure HTTP core of the hook: request specs, request building and error mapping.
 
-Nothing here sends a request, sleeps or touches a file, so the sync and async shells (``_drivers``)
+Nothing here sends a request, sleeps or touches a file, so the sync and async shells (``_transport.drivers``)
 share every decision, and most of it is tested without any HTTP mocking (the A4/A5 ``BaseClient`` idea).
 
 .. seealso:: https://docs.together.ai/reference/errors
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
-    from airflow_provider_together._settings import TogetherSettings
+    from airflow_provider_together._transport.settings import TogetherSettings
 
 USER_AGENT = f"airflow-provider-together/{__version__} httpx/{httpx.__version__}"
 # Headers Together (and Cloudflare in front of it) use for a request id; the first one present wins.
@@ -41,7 +41,7 @@ _MAX_MESSAGE = 500
 
 
 class Retry(Enum):
-    """How a request may be resent; the retry policy (``_retry``) reads this, nothing else does."""
+    """How a request may be resent; the retry policy (``_transport.retry``) reads this, nothing else does."""
 
     IDEMPOTENT = "idempotent"
     """Safe to resend after any transient failure: connect errors, timeouts, 408, 429, 5xx."""

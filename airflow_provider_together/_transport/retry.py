@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from airflow_provider_together._http import Retry, error_for_response, request_id
+from airflow_provider_together._transport.http import Retry, error_for_response, request_id
 from airflow_provider_together.exceptions import TogetherAmbiguousSubmitError, TogetherTransportError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from airflow_provider_together._http import Spec
-    from airflow_provider_together._settings import TogetherSettings
+    from airflow_provider_together._transport.http import Spec
+    from airflow_provider_together._transport.settings import TogetherSettings
 
 MAX_RETRY_AFTER = 60.0
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})

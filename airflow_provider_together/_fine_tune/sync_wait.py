@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_provider_together._payload import result_from_job
-from airflow_provider_together._progress import (
+from airflow_provider_together._fine_tune.payload import result_from_job
+from airflow_provider_together._fine_tune.progress import (
     format_event,
     format_progress,
     new_events,
@@ -21,7 +21,7 @@ from airflow_provider_together._progress import (
 )
 
 if TYPE_CHECKING:
-    from airflow_provider_together._payload import FineTuneEventPayload, FineTuneResult
+    from airflow_provider_together._fine_tune.payload import FineTuneEventPayload, FineTuneResult
     from airflow_provider_together.hooks import TogetherHook
     from airflow_provider_together.models import FineTuneJob
 

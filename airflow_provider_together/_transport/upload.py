@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow_provider_together._flow import GIB, MIB, Gather, Run, call, log, request
-from airflow_provider_together._http import FileRegion, Spec, raise_error
-from airflow_provider_together._ops import get_file, one
+from airflow_provider_together._transport.flow import GIB, MIB, Gather, Run, call, log, request
+from airflow_provider_together._transport.http import FileRegion, Spec, raise_error
+from airflow_provider_together._transport.ops import get_file, one
 from airflow_provider_together.exceptions import TogetherError, TogetherFileRejectedError
 from airflow_provider_together.models import FileObject
 
@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from airflow_provider_together._flow import Context, Flow, UploadOptions
-    from airflow_provider_together._settings import TogetherSettings
+    from airflow_provider_together._transport.flow import Context, Flow, UploadOptions
+    from airflow_provider_together._transport.settings import TogetherSettings
 
 FILE_TYPES = {".jsonl": "jsonl", ".parquet": "parquet", ".csv": "csv"}
 MAX_FILE_SIZE = int(50.1 * GIB)

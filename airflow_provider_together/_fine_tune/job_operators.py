@@ -66,7 +66,7 @@ class TogetherUploadFileOperator(_TogetherOperator):
 
     def execute(self, context: Context) -> str:
         """Check, upload and wait; return the Together file id (``file-...``)."""
-        from airflow_provider_together._inputs import FileResolver
+        from airflow_provider_together._fine_tune.inputs import FileResolver
         from airflow_provider_together.exceptions import TogetherConfigError, TogetherFileRejectedError
 
         resolver = FileResolver(self.hook, context.get("task_state_store"), wait_timeout=self.wait_timeout)

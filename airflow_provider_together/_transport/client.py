@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from airflow_provider_together._http import USER_AGENT
+from airflow_provider_together._transport.http import USER_AGENT
 
 if TYPE_CHECKING:
     import ssl
     from collections.abc import Awaitable, Callable
 
-    from airflow_provider_together._settings import TogetherSettings
+    from airflow_provider_together._transport.settings import TogetherSettings
 
 log = logging.getLogger("airflow_provider_together.hooks")
 

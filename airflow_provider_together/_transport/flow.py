@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 
 if TYPE_CHECKING:
-    from airflow_provider_together._http import Spec
-    from airflow_provider_together._retry import RetryPolicy
-    from airflow_provider_together._settings import TogetherSettings
+    from airflow_provider_together._transport.http import Spec
+    from airflow_provider_together._transport.retry import RetryPolicy
+    from airflow_provider_together._transport.settings import TogetherSettings
 
 T = TypeVar("T")
 

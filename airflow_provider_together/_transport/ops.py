@@ -21,8 +21,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
-from airflow_provider_together._flow import Run, Send, Sleep, call, log, request
-from airflow_provider_together._http import Retry, Spec
+from airflow_provider_together._transport.flow import Run, Send, Sleep, call, log, request
+from airflow_provider_together._transport.http import Retry, Spec
 from airflow_provider_together.exceptions import (
     TogetherConfigError,
     TogetherFileNotReadyError,
@@ -41,7 +41,7 @@ from airflow_provider_together.models import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from airflow_provider_together._flow import Context, Flow
+    from airflow_provider_together._transport.flow import Context, Flow
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -1,7 +1,7 @@
 """
 Stopping the job of a deferral that a user cut short (clear / mark of a deferred task), before replacing it.
 
-See the module docstring of :mod:`airflow_provider_together._reattach` for the deferral mark this relies on.
+See the module docstring of :mod:`airflow_provider_together._fine_tune.reattach` for the deferral mark this relies on.
 Kept apart from the reattach search because it is a different decision: not "which job did we pay for" but
 "make sure the job Airflow gave up on stops before a new one starts".
 """
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from airflow_provider_together.exceptions import TogetherError, TogetherNotFoundError
 
 if TYPE_CHECKING:
-    from airflow_provider_together._reattach import JobStateStore
+    from airflow_provider_together._fine_tune.reattach import JobStateStore
     from airflow_provider_together.hooks import TogetherHook
     from airflow_provider_together.models import FineTuneJob
 

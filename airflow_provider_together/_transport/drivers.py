@@ -1,5 +1,5 @@
 """
-The two shells: drive a flow (``_flow``) with ``httpx.Client`` or with ``httpx.AsyncClient``.
+The two shells: drive a flow (``_transport.flow``) with ``httpx.Client`` or with ``httpx.AsyncClient``.
 
 They only send, sleep, stream and run blocking work; every decision (what to send, whether to retry,
 what an answer means) is in the flow. The two halves mirror each other line for line, as httpx mirrors
@@ -12,17 +12,17 @@ import asyncio
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
-from airflow_provider_together._flow import MIB, Gather, Run, Send, Sleep
-from airflow_provider_together._http import build_request
+from airflow_provider_together._transport.flow import MIB, Gather, Run, Send, Sleep
+from airflow_provider_together._transport.http import build_request
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
     import httpx
 
-    from airflow_provider_together._flow import Action, Flow
-    from airflow_provider_together._http import FileRegion, Spec
-    from airflow_provider_together._settings import TogetherSettings
+    from airflow_provider_together._transport.flow import Action, Flow
+    from airflow_provider_together._transport.http import FileRegion, Spec
+    from airflow_provider_together._transport.settings import TogetherSettings
 
 T = TypeVar("T")
 
