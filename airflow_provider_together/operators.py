@@ -293,18 +293,25 @@ class TogetherFineTuneOperator(BaseOperator):
             self.log.info("wait_for_completion=False: returning while job %s is %s", job.id, job.status_raw)
             return result_from_job(job, None)
         if self.deferrable:
-            self.defer_on(context, job.id)
+            self.defer_on(context, job.id, first=True)
         payload = wait_in_worker(
             self.hook, job, poll_interval=float(self.poll_interval), timeout=self.timeout, log=self.log
         )
         return self.execute_complete(context, dict(payload))
 
-    def defer_on(self, context: Context, job_id: str) -> NoReturn:
-        """Hand the wait for ``job_id`` to the triggerer (also used to re-defer after a stray event)."""
+    def defer_on(self, context: Context, job_id: str, *, first: bool = False) -> NoReturn:
+        """
+        Hand the wait for ``job_id`` to the triggerer (also used to re-defer after a stray event).
+
+        :param first: this try's first deferral: the trigger's event cursor starts empty in XCom.
+        """
         import time
 
         from airflow_provider_together._fine_tune.reattach import JobStateStore
-        from airflow_provider_together.triggers import TogetherFineTuneTrigger
+        from airflow_provider_together.triggers import TogetherFineTuneTrigger, seed_cursor_xcom
+
+        if first:
+            seed_cursor_xcom(context)
 
         # Airflow's execution_timeout does not bound a deferred task, so it becomes the trigger's deadline
         # when no explicit timeout was given: the job is cancelled instead of outliving the task.

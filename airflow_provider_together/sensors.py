@@ -106,8 +106,9 @@ class TogetherFineTuneSensor(BaseSensorOperator):
         done = self.poke(context)
         if isinstance(done, PokeReturnValue) and done.is_done:
             return done.xcom_value
-        from airflow_provider_together.triggers import TogetherFineTuneTrigger
+        from airflow_provider_together.triggers import TogetherFineTuneTrigger, seed_cursor_xcom
 
+        seed_cursor_xcom(context)
         self.defer(
             trigger=TogetherFineTuneTrigger(
                 job_id=self.job_id,

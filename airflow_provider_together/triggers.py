@@ -43,17 +43,49 @@ from airflow_provider_together._fine_tune.reattach import comms_errors
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from airflow.providers.common.compat.sdk import Context
+
     from airflow_provider_together._fine_tune.payload import FineTuneEventPayload
     from airflow_provider_together.hooks import TogetherHook
     from airflow_provider_together.models import FineTuneEvent, FineTuneJob
 
-__all__ = ["CURSOR_XCOM_KEY", "TogetherFineTuneTrigger"]
+__all__ = ["CURSOR_XCOM_KEY", "TogetherFineTuneTrigger", "seed_cursor_xcom"]
 
 
 _XCOM_ERRORS = comms_errors()
 
 #: XCom key (on the waiting task instance) where the trigger mirrors its event cursor.
 CURSOR_XCOM_KEY = "together_event_cursor"
+
+
+def first_poll_delay(poll_interval: float, first_poll_jitter: float | None = None) -> float:
+    """
+    Seconds to wait before a trigger's first poll.
+
+    Random, so that a restarted triggerer does not send a thousand polls in the same second; at least
+    ``min(poll_interval, MIN_FIRST_POLL_DELAY_S)`` unless ``first_poll_jitter`` is given explicitly.
+    """
+    if first_poll_jitter is not None:
+        return random.uniform(0.0, first_poll_jitter) if first_poll_jitter > 0 else 0.0
+    floor = min(poll_interval, MIN_FIRST_POLL_DELAY_S)
+    return random.uniform(floor, max(floor, min(poll_interval, MAX_FIRST_POLL_JITTER_S)))
+
+
+def seed_cursor_xcom(context: Context) -> None:
+    """
+    Store an empty event cursor before deferring, so that the trigger's first read of it finds a value.
+
+    Airflow's API client logs an *error* ("XCom not found") for every read of a missing XCom; without
+    the seed, every trigger start would put one in the triggerer's log. Called on a try's first deferral
+    only: a re-deferral keeps the cursor the earlier trigger left.
+    """
+    context["ti"].xcom_push(key=CURSOR_XCOM_KEY, value={"t": None, "keys": []})
+
+
+#: Lower bound of the first poll's delay: an event fired within about a second of the deferral can race the
+#: scheduler's handling of the worker's exit, which then fails the try as "changed externally" (seen with real
+#: Airflow 3.3 and a job that ended at once). A real fine-tune never ends that fast, so waiting costs nothing.
+MIN_FIRST_POLL_DELAY_S = 2.0
 #: Upper bound of the first poll's random delay: after a triggerer restart a thousand triggers must not
 #: all hit the API in the same second.
 MAX_FIRST_POLL_JITTER_S = 30.0
@@ -80,8 +112,8 @@ class TogetherFineTuneTrigger(BaseTrigger):
     :param event_cursor: position in the job's event log already written to the task log.
     :param max_consecutive_failures: transient API failures tolerated in a row before giving up; a
         blip must not fail the task, since a task retry costs a reattach round-trip at best.
-    :param first_poll_jitter: maximum random delay before the first poll; defaults to
-        ``min(poll_interval, 30)``.
+    :param first_poll_jitter: maximum random delay before the first poll; by default the first poll comes
+        between ``min(poll_interval, 2)`` and ``min(poll_interval, 30)`` seconds after the trigger starts.
     """
 
     def __init__(
@@ -145,11 +177,9 @@ class TogetherFineTuneTrigger(BaseTrigger):
         transient = (TogetherTransportError, TogetherServerError, TogetherRateLimitError, httpx.HTTPError)
         hook = self._hook()
         self.event_cursor = later_cursor(self.event_cursor, await self._load_persisted_cursor())
-        jitter = min(self.poll_interval, MAX_FIRST_POLL_JITTER_S)
-        if self.first_poll_jitter is not None:
-            jitter = self.first_poll_jitter
-        if jitter > 0:
-            await asyncio.sleep(random.uniform(0, jitter))
+        delay = first_poll_delay(self.poll_interval, self.first_poll_jitter)
+        if delay > 0:
+            await asyncio.sleep(delay)
 
         failures = 0
         last_status = "unknown"

@@ -361,7 +361,7 @@ def test_deferrable_pushes_the_link_then_defers_with_a_deadline(emu: Any, tmp_pa
 
     from airflow.providers.common.compat.sdk import TaskDeferred
 
-    from airflow_provider_together.triggers import TogetherFineTuneTrigger
+    from airflow_provider_together.triggers import CURSOR_XCOM_KEY, TogetherFineTuneTrigger
 
     emu.admin.set_default_scenario("stall")
     ti = FakeTI()
@@ -372,6 +372,8 @@ def test_deferrable_pushes_the_link_then_defers_with_a_deadline(emu: Any, tmp_pa
     trigger = info.value.trigger
     assert isinstance(trigger, TogetherFineTuneTrigger)
     assert trigger.job_id == ti.xcoms["job_id"]  # pushed before deferring: the link works while deferred
+    # The trigger's first cursor read finds a value, so Airflow logs no "XCom not found" error.
+    assert ti.xcoms[CURSOR_XCOM_KEY] == {"t": None, "keys": []}
     assert trigger.cancel_on_kill is False
     # execution_timeout does not bound a deferral, so it becomes the trigger's own deadline ...
     assert started + 7200 - 5 <= trigger.end_time <= time.time() + 7200

@@ -89,3 +89,43 @@ def test_providers_manager_sees_the_provider_hook_and_form() -> None:
     assert hook is not None
     assert hook.hook_class_name.endswith("TogetherHook")
     assert hook.connection_testable
+
+
+def test_airflow_cli_lists_the_provider_and_adds_a_together_connection(tmp_path: pathlib.Path) -> None:
+    """The real ``airflow`` command, in a fresh AIRFLOW_HOME: what a user types after ``pip install``."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(AIRFLOW_HOME=str(tmp_path), AIRFLOW__CORE__LOAD_EXAMPLES="False")
+    airflow_cli = [sys.executable, "-m", "airflow"]
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [*airflow_cli, *args], env=env, capture_output=True, text=True, timeout=240, check=False
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    listed = json.loads(run("providers", "list", "--output", "json"))
+    assert {"package_name": "airflow-provider-together", "version": __version__} in [
+        {"package_name": p["package_name"], "version": p["version"]} for p in listed
+    ]
+    run("db", "migrate")
+    run(
+        "connections",
+        "add",
+        "together_cli",
+        "--conn-type",
+        "together",
+        "--conn-host",
+        "https://api.together.ai/v1",
+        "--conn-password",
+        "tk-cli-secret-0123456789",
+        "--conn-extra",
+        '{"request_timeout": 30}',
+    )
+    (conn,) = json.loads(run("connections", "get", "together_cli", "--output", "json"))
+    assert conn["conn_type"] == "together"
+    assert conn["host"] == "https://api.together.ai/v1"

@@ -386,3 +386,24 @@ async def test_recreated_trigger_without_an_xcom_cursor_store_repeats_but_never_
     # shows up again (the documented cost of the fallback), and nothing beyond one repeat.
     assert set(logged_before) <= set(logged)
     assert len(logged) == len(server_events) + len(logged_before)
+
+
+@pytest.mark.parametrize(
+    ("poll_interval", "jitter", "low", "high"),
+    [
+        (60.0, None, 2.0, 30.0),  # production: spread over 2-30 s after a triggerer restart
+        (5.0, None, 2.0, 5.0),
+        (0.5, None, 0.5, 0.5),  # never longer than one poll interval
+        (60.0, 0.0, 0.0, 0.0),  # explicit: no delay
+        (60.0, 1.5, 0.0, 1.5),
+    ],
+)
+def test_first_poll_delay_is_spread_but_never_immediate_by_default(
+    poll_interval: float, jitter: float | None, low: float, high: float
+) -> None:
+    from airflow_provider_together.triggers import first_poll_delay
+
+    delays = [first_poll_delay(poll_interval, jitter) for _ in range(200)]
+    assert all(low <= d <= high for d in delays)
+    if high > low:
+        assert max(delays) - min(delays) > (high - low) / 4  # actually random, not a constant
