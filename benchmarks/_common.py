@@ -157,15 +157,6 @@ def last_json_line(text: str) -> dict[str, Any]:
     raise ValueError(f"no JSON result line in output:\n{text[-2000:]}")
 
 
-def proc_status_kb(field: str, pid: int | str = "self") -> int:
-    """A ``kB`` field (VmRSS, VmHWM) of ``/proc/<pid>/status``."""
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise KeyError(field)
-
-
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 

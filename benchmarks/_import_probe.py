@@ -26,29 +26,14 @@ import random
 import sys
 import time
 
-
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise KeyError(field)
-
-
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
+from _procmem import reset_peak, status_kb
 
 
 def measure(module: str) -> dict[str, object]:
     """Import ``module`` here and now; report time, peak-RSS growth and modules pulled in."""
-    reset = _reset_peak()
-    rss0 = _status_kb("VmRSS")
-    hwm0 = _status_kb("VmHWM")
+    reset = reset_peak()
+    rss0 = status_kb("VmRSS")
+    hwm0 = status_kb("VmHWM")
     n0 = len(sys.modules)
     t0 = time.perf_counter()
     cpu0 = time.process_time()
@@ -59,7 +44,7 @@ def measure(module: str) -> dict[str, object]:
         error = f"{type(exc).__name__}: {exc}"
     cpu = time.process_time() - cpu0
     wall = time.perf_counter() - t0
-    hwm1 = _status_kb("VmHWM")
+    hwm1 = status_kb("VmHWM")
     return {
         "module": module,
         "wall_s": wall,
@@ -105,7 +90,7 @@ def main() -> None:
     base = {
         "baseline": "airflow.sdk",
         "baseline_s": time.perf_counter() - t0,
-        "baseline_rss_kb": _status_kb("VmRSS"),
+        "baseline_rss_kb": status_kb("VmRSS"),
     }
     if args.single:
         print(json.dumps({**measure(args.single), **base}), flush=True)

@@ -27,21 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise KeyError(field)
-
-
-def _reset_peak() -> None:
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        pass
+from _procmem import reset_peak, status_kb
 
 
 def _job_ids(args: argparse.Namespace) -> list[str]:
@@ -75,8 +61,8 @@ async def _main(args: argparse.Namespace) -> dict:
 
     ids = _job_ids(args)
     gc.collect()
-    _reset_peak()  # VmHWM := VmRSS, so the peak read below is this run's
-    rss0 = _status_kb("VmRSS")
+    reset_peak()  # VmHWM := VmRSS, so the peak read below is this run's
+    rss0 = status_kb("VmRSS")
 
     cls = bt.VARIANTS[args.variant]
     bt.NULL_ROUNDS[0] = args.rounds
@@ -114,7 +100,7 @@ async def _main(args: argparse.Namespace) -> dict:
     stopped_early = stopped_early and stop in finished
     elapsed = time.perf_counter() - t0
     cpu = _cpu() - cpu0
-    hwm = _status_kb("VmHWM")
+    hwm = status_kb("VmHWM")
 
     polls_done = [p for p in bt.POLLS if not p.cancelled]
     by_job: dict[str, list] = defaultdict(list)

@@ -16,21 +16,7 @@ import os
 import time
 from pathlib import Path
 
-
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise KeyError(field)
-
-
-def _reset_peak() -> None:
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        pass
+from _procmem import reset_peak, status_kb
 
 
 def _sha256_seconds(path: Path) -> float:
@@ -53,8 +39,8 @@ def upload_ours(
 
     options = {"multipart_threshold": threshold, "part_size": part_size}
     hook = TogetherHook(**{k: v for k, v in options.items() if v is not None})
-    rss0 = _status_kb("VmRSS")
-    _reset_peak()
+    rss0 = status_kb("VmRSS")
+    reset_peak()
     t0, cpu0 = time.perf_counter(), time.process_time()
     result = hook.upload_file(path, purpose="fine-tune")
     seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
@@ -62,7 +48,7 @@ def upload_ours(
         "seconds": seconds,
         "cpu_s": cpu,
         "rss_before_kb": rss0,
-        "hwm_kb": _status_kb("VmHWM"),
+        "hwm_kb": status_kb("VmHWM"),
         "file_id": result.id,
     }
 
@@ -72,8 +58,8 @@ def upload_sdk(path: Path, base_url: str, api_key: str) -> dict:
 
     # The v3 SDK puts /v1 in every path, so its base URL is the server root.
     client = Together(api_key=api_key, base_url=base_url.removesuffix("/v1"), max_retries=0, timeout=600)
-    rss0 = _status_kb("VmRSS")
-    _reset_peak()
+    rss0 = status_kb("VmRSS")
+    reset_peak()
     t0, cpu0 = time.perf_counter(), time.process_time()
     result = client.files.upload(file=path, purpose="fine-tune", check=False)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
@@ -81,7 +67,7 @@ def upload_sdk(path: Path, base_url: str, api_key: str) -> dict:
         "seconds": seconds,
         "cpu_s": cpu,
         "rss_before_kb": rss0,
-        "hwm_kb": _status_kb("VmHWM"),
+        "hwm_kb": status_kb("VmHWM"),
         "file_id": result.id,
     }
 
