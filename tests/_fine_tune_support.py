@@ -66,6 +66,21 @@ class MemoryStateStore:
         self.data[key] = json.loads(json.dumps(value))
 
 
+def make_operator(tmp_path: Path, *, deferrable: bool, **kwargs: Any) -> Any:
+    """A fine-tune operator on a fresh valid training file, polling fast; ``kwargs`` override."""
+    from airflow_provider_together.operators import TogetherFineTuneOperator
+
+    options: dict[str, Any] = {
+        "task_id": "fine_tune",
+        "training_file": str(write_training_file(tmp_path / "train.jsonl")),
+        "model": BASE_MODEL,
+        "deferrable": deferrable,
+        "poll_interval": 0.05,
+    }
+    options.update(kwargs)
+    return TogetherFineTuneOperator(**options)
+
+
 def make_context(ti: FakeTI | None = None, store: MemoryStateStore | None = None) -> dict[str, Any]:
     """A task context; without ``store`` it looks like Airflow 3.1 / 3.2 (no task state store)."""
     context: dict[str, Any] = {"ti": ti or FakeTI()}

@@ -15,6 +15,7 @@ from _fine_tune_support import (
     LogText,
     MemoryStateStore,
     make_context,
+    make_operator,
     write_training_file,
 )
 from airflow.providers.common.compat.sdk import AirflowFailException
@@ -33,15 +34,7 @@ CREATE = "POST /v1/fine-tunes"
 
 
 def _op(tmp_path: Any, **kwargs: Any) -> TogetherFineTuneOperator:
-    options: dict[str, Any] = {
-        "task_id": "fine_tune",
-        "training_file": str(write_training_file(tmp_path / "train.jsonl")),
-        "model": BASE_MODEL,
-        "deferrable": False,
-        "poll_interval": 0.05,
-    }
-    options.update(kwargs)
-    return TogetherFineTuneOperator(**options)
+    return make_operator(tmp_path, **{"deferrable": False, **kwargs})
 
 
 @pytest.fixture

@@ -14,13 +14,12 @@ from typing import Any
 
 import pytest
 from _fine_tune_support import (
-    BASE_MODEL,
     FAST,
     FakeTI,
     LogText,
     MemoryStateStore,
     make_context,
-    write_training_file,
+    make_operator,
 )
 from airflow.providers.common.compat.sdk import TaskDeferred
 
@@ -51,15 +50,7 @@ def logs(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) ->
 
 
 def _op(tmp_path: Any, **kwargs: Any) -> TogetherFineTuneOperator:
-    options: dict[str, Any] = {
-        "task_id": "fine_tune",
-        "training_file": str(write_training_file(tmp_path / "train.jsonl")),
-        "model": BASE_MODEL,
-        "deferrable": True,
-        "poll_interval": 0.05,
-    }
-    options.update(kwargs)
-    return TogetherFineTuneOperator(**options)
+    return make_operator(tmp_path, **{"deferrable": True, **kwargs})
 
 
 def _defer_first_try(tmp_path: Any, store: MemoryStateStore, **kwargs: Any) -> TogetherFineTuneTrigger:

@@ -38,6 +38,20 @@ def _trigger(job_id: str, **kwargs: Any) -> TogetherFineTuneTrigger:
     return TogetherFineTuneTrigger(job_id=job_id, poll_interval=0.05, first_poll_jitter=0, **kwargs)
 
 
+async def _cancel_after_first_events(trigger: TogetherFineTuneTrigger) -> None:
+    """Run ``trigger`` until it has logged some events, then cancel it the way a triggerer restart does."""
+    gen = trigger.run()
+    waiting = asyncio.ensure_future(anext(gen))
+    for _ in range(2000):  # up to 20 s for the first poll to log events
+        if trigger.event_cursor is not None:
+            break
+        await asyncio.sleep(0.01)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await gen.aclose()
+
+
 @pytest.fixture
 def logs(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> LogText:
     caplog.set_level("INFO")
@@ -152,17 +166,8 @@ async def test_recreated_trigger_neither_repeats_nor_loses_events(
     emu.admin.update_settings(speed=5.0)
     job_id = create_job(tmp_path)
     first = _trigger(job_id)
-    gen = first.run()
-    waiting = asyncio.ensure_future(anext(gen))
-    for _ in range(2000):  # up to 20 s for the first poll to log events
-        if first.event_cursor is not None:
-            break
-        await asyncio.sleep(0.01)
     # A triggerer restart: the running trigger is cancelled mid-job, after it logged some events ...
-    waiting.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await waiting
-    await gen.aclose()
+    await _cancel_after_first_events(first)
     assert emu.admin.job(job_id)["status"] not in ("completed",)
     logged_before = logs.lines("Together event [")
     assert logged_before, "the first trigger should have streamed some events"
@@ -359,16 +364,7 @@ async def test_recreated_trigger_without_an_xcom_cursor_store_repeats_but_never_
 
     first = TogetherFineTuneTrigger(**original)
     first.task_instance = ti
-    gen = first.run()
-    waiting = asyncio.ensure_future(anext(gen))
-    for _ in range(2000):  # up to 20 s for the first poll to log events
-        if first.event_cursor is not None:
-            break
-        await asyncio.sleep(0.01)
-    waiting.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await waiting
-    await gen.aclose()
+    await _cancel_after_first_events(first)
     assert emu.admin.job(job_id)["status"] != "completed"
     logged_before = logs.lines("Together event [")
     assert logged_before, "the first trigger should have streamed some events"
