@@ -19,7 +19,22 @@ log = logging.getLogger(__name__)
 __all__ = ["FileProcessingStatus", "JobStatus", "Outcome", "classify"]
 
 
-class JobStatus(str, Enum):
+class _TolerantStatus(str, Enum):
+    """A status read from the API: matched case-insensitively, ``UNKNOWN`` for anything new."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> Any:
+        # Case and whitespace differ between API generations; anything else is a status added after this
+        # release, which must not crash a poll loop.
+        if isinstance(value, str):
+            normalised = value.strip().lower()
+            for member in cls:
+                if member.value.lower() == normalised:
+                    return member
+        return cls["UNKNOWN"]
+
+
+class JobStatus(_TolerantStatus):
     """
     Status of a fine-tuning job, as sent by the API (``FineTuneJob.status``).
 
@@ -38,17 +53,6 @@ class JobStatus(str, Enum):
     USER_ERROR = "user_error"
     COMPLETED = "completed"
     UNKNOWN = "unknown"
-
-    @classmethod
-    def _missing_(cls, value: object) -> JobStatus:
-        # Case and whitespace differ between API generations; anything else is a status added after this
-        # release, which must not crash a poll loop.
-        if isinstance(value, str):
-            normalised = value.strip().lower()
-            for member in cls:
-                if member.value == normalised:
-                    return member
-        return cls.UNKNOWN
 
     @property
     def is_terminal(self) -> bool:
@@ -107,7 +111,7 @@ def classify(job_or_status: Any) -> Outcome:
     return _OUTCOMES[status]
 
 
-class FileProcessingStatus(str, Enum):
+class FileProcessingStatus(_TolerantStatus):
     """
     Server-side validation state of an uploaded file (``FileObject.processing_status``).
 
@@ -121,15 +125,6 @@ class FileProcessingStatus(str, Enum):
     FAILED = "FAILED"
     INVALID_FORMAT = "INVALID_FORMAT"
     UNKNOWN = "UNKNOWN"
-
-    @classmethod
-    def _missing_(cls, value: object) -> FileProcessingStatus:
-        if isinstance(value, str):
-            normalised = value.strip().upper()
-            for member in cls:
-                if member.value == normalised:
-                    return member
-        return cls.UNKNOWN
 
     @property
     def is_ready(self) -> bool:
