@@ -22,12 +22,12 @@ Design points (see docs/operators.md):
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_together._fine_tune.pacing import first_poll_delay, sleep_on_grid
 from airflow_provider_together._fine_tune.progress import (
     EventCursor,
     as_cursor,
@@ -49,26 +49,13 @@ if TYPE_CHECKING:
     from airflow_provider_together.hooks import TogetherHook
     from airflow_provider_together.models import FineTuneEvent, FineTuneJob
 
-__all__ = ["CURSOR_XCOM_KEY", "TogetherFineTuneTrigger", "seed_cursor_xcom"]
+__all__ = ["CURSOR_XCOM_KEY", "TogetherFineTuneTrigger", "first_poll_delay", "seed_cursor_xcom"]
 
 
 _XCOM_ERRORS = comms_errors()
 
 #: XCom key (on the waiting task instance) where the trigger mirrors its event cursor.
 CURSOR_XCOM_KEY = "together_event_cursor"
-
-
-def first_poll_delay(poll_interval: float, first_poll_jitter: float | None = None) -> float:
-    """
-    Seconds to wait before a trigger's first poll.
-
-    Random, so that a restarted triggerer does not send a thousand polls in the same second; at least
-    ``min(poll_interval, MIN_FIRST_POLL_DELAY_S)`` unless ``first_poll_jitter`` is given explicitly.
-    """
-    if first_poll_jitter is not None:
-        return random.uniform(0.0, first_poll_jitter) if first_poll_jitter > 0 else 0.0
-    floor = min(poll_interval, MIN_FIRST_POLL_DELAY_S)
-    return random.uniform(floor, max(floor, min(poll_interval, MAX_FIRST_POLL_JITTER_S)))
 
 
 def seed_cursor_xcom(context: Context) -> None:
@@ -82,13 +69,6 @@ def seed_cursor_xcom(context: Context) -> None:
     context["ti"].xcom_push(key=CURSOR_XCOM_KEY, value={"t": None, "keys": []})
 
 
-#: Lower bound of the first poll's delay: an event fired within about a second of the deferral can race the
-#: scheduler's handling of the worker's exit, which then fails the try as "changed externally" (seen with real
-#: Airflow 3.3 and a job that ended at once). A real fine-tune never ends that fast, so waiting costs nothing.
-MIN_FIRST_POLL_DELAY_S = 2.0
-#: Upper bound of the first poll's random delay: after a triggerer restart a thousand triggers must not
-#: all hit the API in the same second.
-MAX_FIRST_POLL_JITTER_S = 30.0
 #: How long ``on_kill`` waits for the cancel call; Airflow bounds on_kill itself at [triggerer] on_kill_timeout.
 CANCEL_TIMEOUT_S = 20.0
 #: How long ``on_kill`` then spends checking whether a failed cancel matters (both stay within that bound).
@@ -179,7 +159,7 @@ class TogetherFineTuneTrigger(BaseTrigger):
         self.event_cursor = later_cursor(self.event_cursor, await self._load_persisted_cursor())
         delay = first_poll_delay(self.poll_interval, self.first_poll_jitter)
         if delay > 0:
-            await asyncio.sleep(delay)
+            await sleep_on_grid(delay, self.poll_interval)
 
         failures = 0
         last_status = "unknown"
@@ -204,7 +184,7 @@ class TogetherFineTuneTrigger(BaseTrigger):
                     self.max_consecutive_failures,
                     exc,
                 )
-                await asyncio.sleep(self._sleep_for())
+                await sleep_on_grid(self._sleep_for(), self.poll_interval)
                 continue
             except TogetherError as exc:
                 # Not transient (auth, not found, bad request): waiting longer will not fix it.
@@ -221,7 +201,7 @@ class TogetherFineTuneTrigger(BaseTrigger):
             if progress != last_progress:
                 self.log.info("%s", progress)
                 last_progress = progress
-            await asyncio.sleep(self._sleep_for())
+            await sleep_on_grid(self._sleep_for(), self.poll_interval)
 
     async def _events(self, hook: TogetherHook, job: FineTuneJob) -> list[FineTuneEvent]:
         # The full job object embeds its events; only a server that omits them costs a second request.

@@ -52,7 +52,9 @@ async def hook(monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps) -> AsyncIterator
 
 @pytest.fixture
 def api() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+    # "httpx": mock where the client routes a request to its transport, whichever transport that is (the
+    # async client does not use httpcore).
+    with respx.mock(base_url=BASE, assert_all_called=False, using="httpx") as router:
         yield router
 
 

@@ -124,8 +124,7 @@ def test_plain_http_uploads_only_for_loopback_http_api() -> None:
 
 
 def test_build_request_api_call_carries_auth_and_user_agent() -> None:
-    with httpx.Client(headers={"User-Agent": USER_AGENT}) as client:
-        req = build_request(client, Spec("GET", "/files", params={"a": 1}), settings())
+    req = build_request(Spec("GET", "/files", params={"a": 1}), settings())
     assert str(req.url) == "https://api.together.ai/v1/files?a=1"
     assert req.headers["authorization"] == f"Bearer {TEST_API_KEY}"
     assert req.headers["user-agent"].startswith("airflow-provider-together/0.1.0 httpx/")
@@ -134,8 +133,7 @@ def test_build_request_api_call_carries_auth_and_user_agent() -> None:
 def test_build_request_presigned_put_has_no_key_and_a_content_length(tmp_path) -> None:
     region = FileRegion(tmp_path / "f", 0, 11)
     spec = Spec("PUT", "https://s3.example.com/up?sig=abc", body=region, external=True)
-    with httpx.Client() as client:
-        req = build_request(client, spec, settings(), iter([b"hello world"]))
+    req = build_request(spec, settings(), iter([b"hello world"]))
     assert "authorization" not in req.headers
     assert req.headers["content-length"] == "11"
     assert "transfer-encoding" not in req.headers
@@ -144,8 +142,7 @@ def test_build_request_presigned_put_has_no_key_and_a_content_length(tmp_path) -
 
 def test_build_request_text_only_multipart_form() -> None:
     spec = Spec("POST", "/files", form={"purpose": "fine-tune", "file_name": "a.jsonl"})
-    with httpx.Client() as client:
-        req = build_request(client, spec, settings())
+    req = build_request(spec, settings())
     body = req.read().decode()
     assert req.headers["content-type"].startswith("multipart/form-data")
     assert 'name="purpose"\r\n\r\nfine-tune' in body

@@ -14,4 +14,5 @@ I/O lives in two places only:
 
 - ``drivers``   the sync and async shells that send, sleep and stream
 - ``client``    the shared ``AsyncClient`` per (event loop, connection) and the in-flight bound
+- ``keepalive`` that client's transport: lean keep-alive HTTP/1.1 on asyncio and h11
 """

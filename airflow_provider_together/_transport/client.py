@@ -62,12 +62,24 @@ def new_client(settings: TogetherSettings) -> httpx.Client:
 
 
 def new_async_client(settings: TogetherSettings) -> httpx.AsyncClient:
-    """The async client shared by every hook of one connection on one event loop."""
+    """
+    The async client shared by every hook of one connection on one event loop.
+
+    It sends through :class:`~airflow_provider_together._transport.keepalive.KeepAliveTransport` (a poll
+    costs a fraction of httpcore's CPU; see that module) unless the connection asks for httpx's default.
+    Proxies from the environment still apply: httpx mounts its own proxy transports ahead of ours.
+    """
+    transport = None
+    if settings.async_transport == "keepalive":
+        from airflow_provider_together._transport.keepalive import KeepAliveTransport
+
+        transport = KeepAliveTransport(ssl_context=ssl_context(), max_connections=settings.max_in_flight)
     return httpx.AsyncClient(
         headers={"User-Agent": USER_AGENT},
         verify=ssl_context(),
         timeout=settings.httpx_timeout(),
         limits=_limits(settings),
+        transport=transport,
     )
 
 

@@ -37,6 +37,8 @@ class TogetherSettings:
     :param retry_max_delay: cap of the exponential back-off (``extra.retry_max_delay``).
     :param max_in_flight: async requests in flight per (event loop, connection); more queue
         (``extra.max_concurrent_requests``).
+    :param async_transport: what the async client sends with (``extra.async_transport``): ``keepalive``,
+        the provider's lean HTTP/1.1 transport (``_transport.keepalive``), or ``httpx``, httpx's default.
     """
 
     base_url: str = DEFAULT_BASE_URL
@@ -47,6 +49,7 @@ class TogetherSettings:
     retry_delay: float = 1.0
     retry_max_delay: float = 10.0
     max_in_flight: int = 8
+    async_transport: str = "keepalive"
 
     @property
     def allows_plain_http(self) -> bool:
@@ -68,6 +71,7 @@ _EXTRAS: tuple[tuple[str, str, type, float], ...] = (
     ("retry_max_delay", "retry_max_delay", float, 0),
     ("max_concurrent_requests", "max_in_flight", int, 1),
 )
+ASYNC_TRANSPORTS = ("keepalive", "httpx")
 
 
 def settings_from_connection(
@@ -93,6 +97,12 @@ def settings_from_connection(
             problems.append((f"extra.{key}", f"must be >= {minimum}"))
             continue
         values[attr] = number
+    transport = extra.get("async_transport")
+    if transport not in (None, ""):
+        if transport in ASYNC_TRANSPORTS:
+            values["async_transport"] = transport
+        else:
+            problems.append(("extra.async_transport", f"must be one of {', '.join(ASYNC_TRANSPORTS)}"))
     if not password:
         problems.append(("password", "the API key is empty: set it as the connection's password"))
     try:
