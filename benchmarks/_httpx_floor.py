@@ -2,9 +2,11 @@
 The transport's own floor: plain ``httpx.AsyncClient`` GETs of one job against the fixed-response server.
 
 No trigger, no hook, no parsing: just the HTTP client, at several levels of concurrency (requests in flight
-= pool connections, as the hook configures its pool). Together with the no-HTTP trigger row, it splits the
-trigger's CPU per poll into what the trigger costs and what httpx costs, and shows how httpcore's cost per
-request grows with the number of pooled connections. Prints one JSON line.
+= pool connections, as the hook configures its pool), on httpx's default transport (httpcore) or on the
+provider's (``--transport keepalive``, as the hook's async client uses it). Together with the no-HTTP
+trigger row, it splits the trigger's CPU per poll into what the trigger costs and what the HTTP client
+costs, and shows how httpcore's cost per request grows with the number of pooled connections. Prints one
+JSON line.
 """
 
 from __future__ import annotations
@@ -17,9 +19,15 @@ import time
 import httpx
 
 
-async def _per_request_cpu(base: str, in_flight: int, n: int) -> float:
+async def _per_request_cpu(base: str, in_flight: int, n: int, transport_name: str) -> float:
     limits = httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight)
-    async with httpx.AsyncClient(base_url=base, limits=limits) as client:
+    transport = None
+    if transport_name == "keepalive":
+        from airflow_provider_together._transport.client import ssl_context
+        from airflow_provider_together._transport.keepalive import KeepAliveTransport
+
+        transport = KeepAliveTransport(ssl_context=ssl_context(), max_connections=in_flight)
+    async with httpx.AsyncClient(base_url=base, limits=limits, transport=transport) as client:
         gate = asyncio.Semaphore(in_flight)
 
         async def one(i: int) -> bytes:
@@ -33,7 +41,7 @@ async def _per_request_cpu(base: str, in_flight: int, n: int) -> float:
 
 
 async def _main(args: argparse.Namespace) -> dict[str, float]:
-    return {str(k): await _per_request_cpu(args.base_url, k, args.n) for k in args.in_flight}
+    return {str(k): await _per_request_cpu(args.base_url, k, args.n, args.transport) for k in args.in_flight}
 
 
 def main() -> None:
@@ -41,6 +49,7 @@ def main() -> None:
     parser.add_argument("--base-url", required=True, help="the fixed server, with /v1")
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--in-flight", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--transport", choices=["httpx", "keepalive"], default="httpx")
     args = parser.parse_args()
     print(json.dumps({"cpu_per_request_s": asyncio.run(_main(args))}), flush=True)
 

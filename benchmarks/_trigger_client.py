@@ -60,6 +60,8 @@ async def _main(args: argparse.Namespace) -> dict:
     import _bench_triggers as bt
 
     ids = _job_ids(args)
+    if args.variant == "null":  # before the RSS baseline: canned server answers are not client memory
+        bt.prebuild_null_bodies(ids, args.rounds)
     gc.collect()
     reset_peak()  # VmHWM := VmRSS, so the peak read below is this run's
     rss0 = status_kb("VmRSS")

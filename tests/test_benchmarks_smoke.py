@@ -68,14 +68,20 @@ def test_checker_benchmark_runs(tmp_path: Path) -> None:
 def test_triggerer_benchmark_runs_both_clients_against_both_servers(tmp_path: Path) -> None:
     result = _run("bench_triggerer.py", tmp_path, "--work", str(tmp_path))
     runs = result["data"]["runs"]
-    assert sorted((r["server"], r["variant"], r["burst"]) for r in runs) == [
-        ("emulator", "naive", True),
-        ("emulator", "ours", False),
-        ("fixed-response", "naive", True),
-        ("fixed-response", "ours", False),
-        ("fixed-response", "ours", True),
-        ("none (no HTTP)", "null", False),
-    ]
+    keys = sorted((r["server"], r["variant"], r["burst"], r["transport"], r["interval"]) for r in runs)
+    interval, production = result["data"]["args"]["interval"], result["data"]["args"]["production_interval"]
+    assert keys == sorted(
+        [
+            ("emulator", "naive", True, "keepalive", interval),
+            ("emulator", "ours", False, "keepalive", interval),
+            ("fixed-response", "naive", True, "keepalive", interval),
+            ("fixed-response", "ours", False, "keepalive", production),
+            ("fixed-response", "ours", False, "keepalive", interval),
+            ("fixed-response", "ours", False, "httpx", interval),
+            ("fixed-response", "ours", True, "keepalive", interval),
+            ("none (no HTTP)", "null", False, "keepalive", interval),
+        ]
+    )
     n = result["data"]["args"]["n"]
     for run in runs:
         assert run["failures"] == 0, run["errors_sample"]
@@ -85,14 +91,17 @@ def test_triggerer_benchmark_runs_both_clients_against_both_servers(tmp_path: Pa
         if run["server"] != "emulator":
             # Where jobs complete, every trigger runs to its end and fires exactly one success event.
             assert run["event_statuses"] == {"success": n}, run
-    # Every run of ours has its four targets, with a verdict; the naive comparison is information.
+    # Every run of ours as shipped has its four targets, with a verdict; the comparisons are information.
     judged = [t for t in result["targets"] if t["met"] is not None]
-    assert len(judged) == 4 * sum(r["variant"] == "ours" for r in runs)
+    assert len(judged) == 4 * sum(r["variant"] == "ours" and r["transport"] == "keepalive" for r in runs)
     assert all(isinstance(t["met"], bool) for t in judged)
     assert sum("naive client" in t["target"] for t in result["targets"]) == 2
-    # The plain-httpx floor rows are there, one per level of concurrency.
-    assert {row[1] for row in result["rows"] if row[1].startswith("plain httpx")} == {
-        f"plain httpx GET, {k} in flight (no trigger)" for k in (1, 8, 32)
+    assert sum("httpx's default transport vs ours" in t["target"] for t in result["targets"]) == 1
+    # The plain-GET floor rows are there, one per transport and level of concurrency.
+    assert {row[1] for row in result["rows"] if row[1].startswith("plain GET")} == {
+        f"plain GET, {label}, {k} in flight (no trigger)"
+        for label in ("httpx's default transport", "our transport")
+        for k in (1, 8, 32)
     }
 
 

@@ -12,7 +12,6 @@ import pytest
 
 from airflow_provider_together._transport.flow import Context, Send, Sleep, request
 from airflow_provider_together._transport.http import (
-    USER_AGENT,
     FileRegion,
     Retry,
     Spec,

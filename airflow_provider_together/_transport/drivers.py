@@ -85,18 +85,25 @@ def _dispatch(client: httpx.Client, request: httpx.Request, follow_redirects: bo
     Send through the client's transport for the URL (httpx's, or a proxy's from the environment).
 
     This skips the client's auth, cookie and redirect layers, which the hook does not use and which cost
-    a fifth of a trigger poll's CPU (cookie extraction builds urllib objects for every response); a
-    redirect is then followed by the whole client. ``_transport_for_url`` is httpx's routing point (respx
-    mocks there too); an httpx without it gets the plain ``send``.
+    a fifth of a trigger poll's CPU (cookie extraction builds urllib objects for every response). A
+    redirect is followed by the whole client from the request httpx itself builds for it (its rules: 303
+    becomes GET, the API key is dropped for another origin), so nothing is sent twice. ``_transport_for_url``
+    and ``_build_redirect_request`` are httpx's own routing points (respx mocks at the first); an httpx
+    without them gets the plain ``send``.
     """
     route: Callable[[httpx.URL], httpx.BaseTransport] | None = getattr(client, "_transport_for_url", None)
-    if route is None:
+    redirect: Callable[[httpx.Request, httpx.Response], httpx.Request] | None = getattr(
+        client, "_build_redirect_request", None
+    )
+    if route is None or redirect is None:
         return client.send(request, follow_redirects=follow_redirects, stream=True)
     response = route(request.url).handle_request(request)
     response.request = request
     if follow_redirects and response.is_redirect:
         response.close()
-        return client.send(request, follow_redirects=True, stream=True)
+        final = client.send(redirect(request, response), follow_redirects=True, stream=True)
+        final.history = [response, *final.history]
+        return final
     return response
 
 
@@ -180,13 +187,18 @@ async def _adispatch(
     route: Callable[[httpx.URL], httpx.AsyncBaseTransport] | None = getattr(
         client, "_transport_for_url", None
     )
-    if route is None:
+    redirect: Callable[[httpx.Request, httpx.Response], httpx.Request] | None = getattr(
+        client, "_build_redirect_request", None
+    )
+    if route is None or redirect is None:
         return await client.send(request, follow_redirects=follow_redirects, stream=True)
     response = await route(request.url).handle_async_request(request)
     response.request = request
     if follow_redirects and response.is_redirect:
         await response.aclose()
-        return await client.send(request, follow_redirects=True, stream=True)
+        final = await client.send(redirect(request, response), follow_redirects=True, stream=True)
+        final.history = [response, *final.history]
+        return final
     return response
 
 

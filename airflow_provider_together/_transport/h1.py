@@ -32,7 +32,8 @@ __all__ = [
 
 #: A response head larger than this is refused (h11's default limit is the same order).
 MAX_HEAD_BYTES = 64 * 1024
-_MAX_CHUNK_LINE = 1024
+#: Longest chunk-size or trailer line accepted (h11 allows 16 KiB for any incomplete event).
+_MAX_CHUNK_LINE = 16 * 1024
 _FORBIDDEN_IN_HEADER = re.compile(rb"[\r\n\x00]")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
@@ -170,9 +171,9 @@ class _Chunked(BodyDecoder):
                     self.state = "crlf"
                 continue
             end = buffer.find(b"\r\n")
+            if end > _MAX_CHUNK_LINE or (end < 0 and len(buffer) > _MAX_CHUNK_LINE):
+                raise ProtocolError("Chunk size or trailer line too long")
             if end < 0:
-                if len(buffer) > _MAX_CHUNK_LINE:
-                    raise ProtocolError("Chunk size line too long")
                 break
             line = bytes(buffer[:end])
             del buffer[: end + 2]
@@ -210,8 +211,14 @@ def body_decoder(head: ResponseHead, request_method: str) -> BodyDecoder:
             decoder = _Chunked()
             # A Content-Length next to chunked is a smuggling vector: read this one, then drop the socket.
             persistent = persistent and not head.values(b"content-length")
-    elif head.values(b"content-length"):
-        lengths = set(head.values(b"content-length"))
+    elif any(key.lower() == b"content-length" for key, _ in head.headers):
+        # Every item of every Content-Length field, empty ones included: all must be the same number.
+        lengths = {
+            item.strip()
+            for key, value in head.headers
+            if key.lower() == b"content-length"
+            for item in value.split(b",")
+        }
         length = lengths.pop()
         if lengths or not length.isdigit():
             raise ProtocolError("Invalid Content-Length")

@@ -112,6 +112,11 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def resume_reading(self) -> None:
+        if self.reading_paused and self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+        self.reading_paused = False
+
     # -- I/O -------------------------------------------------------------------------------------------
 
     async def _wait(self, timeout: float | None) -> bool:
@@ -139,9 +144,7 @@ class _Connection(asyncio.Protocol):
 
     async def _more(self, timeout: float | None, request: httpx.Request, waiting_for: str) -> None:
         """Wait for bytes beyond those buffered; the server closing instead is an error."""
-        if self.reading_paused and self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
-            self.reading_paused = False
+        self.resume_reading()
         if not self.eof and not await self._wait(timeout):
             raise httpx.ReadTimeout("Timed out reading the response", request=request)
         if self.eof and self.lost is not None:
@@ -197,6 +200,11 @@ class _Connection(asyncio.Protocol):
             raise httpx.RemoteProtocolError(str(exc), request=request) from exc
 
 
+def _asks_to_close(request: httpx.Request) -> bool:
+    value = request.headers.get("connection")
+    return value is not None and "close" in value.lower()
+
+
 def _expire(waiter: asyncio.Future[bool]) -> None:
     if not waiter.done():
         waiter.set_result(False)
@@ -216,6 +224,8 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
     ) -> None:
         self._ssl = ssl_context
         self._slots = asyncio.Semaphore(max_connections)
+        self._max = max_connections
+        self._busy = 0
         self._expiry = keepalive_expiry
         self._idle: dict[_Origin, deque[_Connection]] = {}
         self._closed = False
@@ -230,7 +240,10 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         await self._acquire(timeouts.get("pool"), request)
         conn: _Connection | None = None
         try:
-            conn = self._take_idle(origin) or await self._connect(origin, timeouts.get("connect"), request)
+            conn = self._take_idle(origin)
+            if conn is None:
+                self._make_room()
+                conn = await self._connect(origin, timeouts.get("connect"), request)
             head, sent = await self._exchange(conn, request, timeouts)
             decoder = h1.body_decoder(head, request.method)
             eager = decoder.done or (
@@ -246,7 +259,8 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         except BaseException:
             self._abandon(conn)
             raise
-        reusable = decoder.keep_alive and sent  # an early answer leaves our unsent rest on the socket
+        # An early answer leaves our unsent rest on the socket; a request that said "close" ends the connection.
+        reusable = decoder.keep_alive and sent and not _asks_to_close(request)
         extensions = {"http_version": head.http_version, "reason_phrase": head.reason}
         if eager:
             self.release(conn, origin, reusable=reusable)
@@ -265,11 +279,12 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
     async def _acquire(self, timeout: float | None, request: httpx.Request) -> None:
         if not self._slots.locked():
             await self._slots.acquire()  # free slot: returns without suspending
-            return
-        try:
-            await asyncio.wait_for(self._slots.acquire(), timeout)
-        except asyncio.TimeoutError:
-            raise httpx.PoolTimeout("Timed out waiting for a free connection", request=request) from None
+        else:
+            try:
+                await asyncio.wait_for(self._slots.acquire(), timeout)
+            except asyncio.TimeoutError:
+                raise httpx.PoolTimeout("Timed out waiting for a free connection", request=request) from None
+        self._busy += 1
 
     def _take_idle(self, origin: _Origin) -> _Connection | None:
         idle = self._idle.get(origin)
@@ -288,17 +303,33 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
     def release(self, conn: _Connection, origin: _Origin, *, reusable: bool) -> None:
         """Called once per response, at the end of its body or when it is closed: pool or close, free the slot."""
         if reusable and not self._closed and not conn.closed and not conn.buffer:
+            # An idle socket must read, or it would never see the server close it.
+            conn.resume_reading()
             conn.idle_since = time.monotonic()
             self._idle.setdefault(origin, deque()).append(conn)
         else:
             conn.close()
+        self._free_slot()
+
+    def _free_slot(self) -> None:
+        self._busy -= 1
         self._slots.release()
+
+    def _make_room(self) -> None:
+        """Before a new connection: close the oldest idle ones (any origin) so open sockets stay within the limit."""
+        busy = self._busy  # requests in flight, this one included
+        idle = sorted(
+            ((c.idle_since, origin) for origin, conns in self._idle.items() for c in conns), reverse=True
+        )
+        while idle and busy + len(idle) > self._max:
+            _, origin = idle.pop()
+            self._idle[origin].popleft().close()
 
     def _abandon(self, conn: _Connection | None) -> None:
         """A request failed or was cancelled mid-way: its socket is in an unknown state."""
         if conn is not None:
             conn.close()
-        self._slots.release()
+        self._free_slot()
 
     async def _connect(self, origin: _Origin, timeout: float | None, request: httpx.Request) -> _Connection:
         scheme, host, port = origin
