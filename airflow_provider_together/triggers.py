@@ -159,7 +159,8 @@ class TogetherFineTuneTrigger(BaseTrigger):
         self.event_cursor = later_cursor(self.event_cursor, await self._load_persisted_cursor())
         delay = first_poll_delay(self.poll_interval, self.first_poll_jitter)
         if delay > 0:
-            await sleep_on_grid(delay, self.poll_interval)
+            # Never earlier than drawn: the first poll's floor (MIN_FIRST_POLL_DELAY_S) guards a scheduler race.
+            await sleep_on_grid(delay, self.poll_interval, early=False)
 
         failures = 0
         last_status = "unknown"

@@ -68,6 +68,13 @@ def test_request_header_with_invalid_name_is_refused(name: bytes) -> None:
         h1.encode_request_head("GET", b"/", [(name, b"v")])
 
 
+@pytest.mark.parametrize("method", ["GET /x HTTP/1.1\r\nX-Injected: 1\r\n\r\nGET", "G ET", "", "GÉT"])
+def test_request_method_that_is_not_a_token_is_refused(method: str) -> None:
+    """httpx does not validate the method; an injected one would smuggle a second request."""
+    with pytest.raises(h1.ProtocolError):
+        h1.encode_request_head(method, b"/", [])
+
+
 @pytest.mark.parametrize("target", [b"/a b", b"/a\r\nX-Injected: 1", b"/a\nb", b"/a\x00"])
 def test_request_target_with_space_or_line_break_is_refused(target: bytes) -> None:
     """A space or CRLF in the target would change the request line (request smuggling)."""
@@ -358,3 +365,26 @@ def test_close_after_a_complete_length_body_is_fine() -> None:
     feed(decoder, b"hello", [])
     decoder.at_eof()
     assert decoder.done
+
+
+@pytest.mark.parametrize(
+    ("wire", "head_bytes"),
+    [
+        pytest.param(b"HTTP/1.1 200 OK\r\nA: 1\r\n\r\nbody\n\nmore", 25, id="crlf"),
+        pytest.param(b"HTTP/1.1 200 OK\nA: 1\n\nbody\r\n\r\nmore", 22, id="bare-lf-with-crlf-in-body"),
+        pytest.param(b"HTTP/1.1 200 OK\r\nA: 1\n\r\nbody", 24, id="mixed"),
+        pytest.param(b"HTTP/1.1 204 No Content\r\n\r\n", 27, id="no-headers"),
+    ],
+)
+def test_head_ends_at_the_first_empty_line_whatever_the_line_breaks(wire: bytes, head_bytes: int) -> None:
+    """A bare-LF server must not hang the read, and body bytes must never be taken for the head's end."""
+    end, size = h1.find_head_end(bytearray(wire))
+    assert end + size == head_bytes
+    head = h1.parse_response_head(wire[:end])
+    assert head.status_code in (200, 204)
+    assert head.headers in ([(b"A", b"1")], [])
+
+
+def test_incomplete_head_has_no_end() -> None:
+    """Until the empty line arrives the transport keeps reading."""
+    assert h1.find_head_end(bytearray(b"HTTP/1.1 200 OK\r\nA: 1\r\n")) == (-1, 0)

@@ -48,6 +48,18 @@ def test_deadline_is_the_nearest_grid_point() -> None:
         assert deadline > now, (now, seconds, poll_interval)
 
 
+def test_a_wait_with_a_floor_rounds_up_onto_the_grid() -> None:
+    """The first poll's delay has a floor (a scheduler race): ``early=False`` never wakes before it."""
+    for now, seconds, poll_interval in cases():
+        grid = grid_of(poll_interval)
+        if seconds < grid:
+            continue
+        deadline = grid_deadline(now, seconds, poll_interval, early=False)
+        due = now + seconds
+        assert due - 1e-9 <= deadline <= due + grid * (1 + 1e-9), (now, seconds, poll_interval)
+        assert is_on_grid(deadline, grid), (now, seconds, poll_interval, deadline / grid)
+
+
 def test_sleep_shorter_than_a_grid_step_is_not_moved() -> None:
     """Rounding a nearly due deadline could wake the loop before the poll is due, for nothing."""
     for now, _, poll_interval in cases(300):

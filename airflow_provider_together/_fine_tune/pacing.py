@@ -55,23 +55,27 @@ def first_poll_delay(poll_interval: float, first_poll_jitter: float | None = Non
     return random.uniform(floor, max(floor, min(poll_interval, MAX_FIRST_POLL_JITTER_S)))
 
 
-def grid_deadline(now: float, seconds: float, poll_interval: float) -> float:
+def grid_deadline(now: float, seconds: float, poll_interval: float, *, early: bool = True) -> float:
     """
     ``now + seconds`` moved to the nearest point of the wake-up grid of ``poll_interval``.
 
     Nearest, not next: rounding up would add almost a whole grid step to every poll once the triggers are in
-    step with the grid. A sleep shorter than one step (a deadline about to pass) is not moved at all, so a
-    wake-up never comes before it could do anything.
+    step with the grid. ``early=False`` rounds up instead, for a wait with a floor (the first poll's). A
+    sleep shorter than one step (a deadline about to pass) is not moved at all, so a wake-up never comes
+    before it could do anything.
     """
     grid = min(WAKE_GRID_S, poll_interval / 10)
     target = now + max(0.0, seconds)
     if grid <= 0 or seconds < grid:
         return target
-    return math.floor(target / grid + 0.5) * grid
+    return (math.floor(target / grid + 0.5) if early else math.ceil(target / grid)) * grid
 
 
-async def sleep_on_grid(seconds: float, poll_interval: float) -> None:
-    """Sleep about ``seconds`` (half a grid step either way), waking on the grid shared by this loop's triggers."""
+async def sleep_on_grid(seconds: float, poll_interval: float, *, early: bool = True) -> None:
+    """
+    Sleep about ``seconds`` (half a grid step either way; with ``early=False`` at least ``seconds``), waking
+    on the grid shared by this loop's triggers.
+    """
     loop = asyncio.get_running_loop()
     now = loop.time()
-    await asyncio.sleep(grid_deadline(now, seconds, poll_interval) - now)
+    await asyncio.sleep(grid_deadline(now, seconds, poll_interval, early=early) - now)

@@ -27,6 +27,7 @@ __all__ = [
     "ResponseHead",
     "body_decoder",
     "encode_request_head",
+    "find_head_end",
     "parse_response_head",
 ]
 
@@ -62,7 +63,10 @@ class ResponseHead:
 
 def encode_request_head(method: str, target: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
     """The request line and headers, ready to write; refuses header bytes that would split the message."""
-    lines = [f"{method} ".encode("ascii") + target + b" HTTP/1.1"]
+    verb = method.encode("ascii", "replace")
+    if not _TOKEN.fullmatch(verb):
+        raise ProtocolError(f"Invalid request method {method!r}")
+    lines = [verb + b" " + target + b" HTTP/1.1"]
     for name, value in headers:
         if not _TOKEN.fullmatch(name) or _FORBIDDEN_IN_HEADER.search(value):
             raise ProtocolError(f"Invalid request header {name!r}")
@@ -73,9 +77,23 @@ def encode_request_head(method: str, target: bytes, headers: list[tuple[bytes, b
     return b"\r\n".join(lines)
 
 
+def find_head_end(buffer: bytearray) -> tuple[int, int]:
+    """
+    Where the response head in ``buffer`` ends: (offset of its last line break, bytes to drop), or (-1, 0).
+
+    The head ends at the first empty line: CRLF as RFC 9112 says, or bare LF, which it lets a recipient
+    accept (h11 does). The block before the offset may end in CR; ``parse_response_head`` drops it.
+    """
+    crlf = buffer.find(b"\n\r\n")
+    lf = buffer.find(b"\n\n")
+    if lf >= 0 and (crlf < 0 or lf < crlf):
+        return lf, 2
+    return (crlf, 3) if crlf >= 0 else (-1, 0)
+
+
 def parse_response_head(block: bytes) -> ResponseHead:
     """Parse a head (status line and headers, without the blank line that ends it)."""
-    lines = block.split(b"\r\n")
+    lines = [line.removesuffix(b"\r") for line in block.split(b"\n")]
     parts = lines[0].split(b" ", 2)
     if len(parts) < 2 or parts[0] not in (b"HTTP/1.1", b"HTTP/1.0") or not _is_status(parts[1]):
         raise ProtocolError(f"Invalid status line {lines[0][:100]!r}")

@@ -155,20 +155,18 @@ class _Connection(asyncio.Protocol):
     async def read_head(self, timeout: float | None, request: httpx.Request) -> h1.ResponseHead:
         """The next final response head (1xx answers are skipped)."""
         while True:
-            end = self.buffer.find(b"\r\n\r\n")
+            end, size = h1.find_head_end(self.buffer)
             if end < 0:
                 if len(self.buffer) > h1.MAX_HEAD_BYTES:
                     raise httpx.RemoteProtocolError("Response head too large", request=request)
                 # As httpcore words it: the request may or may not have reached the server.
-                gone = (
-                    "Server disconnected without sending a response."
-                    if not self.buffer
-                    else ("Server disconnected while sending the response head")
-                )
+                gone = "Server disconnected without sending a response."
+                if self.buffer:
+                    gone = "Server disconnected while sending the response head"
                 await self._more(timeout, request, gone)
                 continue
             block = bytes(self.buffer[:end])
-            del self.buffer[: end + 4]
+            del self.buffer[: end + size]
             try:
                 head = h1.parse_response_head(block)
             except h1.ProtocolError as exc:
@@ -234,7 +232,12 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         url = request.url
         if url.scheme not in ("http", "https"):
             raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{url.scheme}://'.")
-        origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
+        # raw_host: the ASCII (IDNA) form a resolver needs, without IPv6 brackets.
+        origin = (
+            url.scheme,
+            url.raw_host.decode("ascii"),
+            url.port or (443 if url.scheme == "https" else 80),
+        )
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         read_timeout = timeouts.get("read")
         await self._acquire(timeouts.get("pool"), request)
@@ -347,7 +350,11 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
             conn.close()
             raise httpx.ConnectTimeout(f"Timed out connecting to {host}:{port}", request=request) from None
         except OSError as exc:  # refused, unreachable, DNS (gaierror) and TLS (SSLError) failures alike
+            conn.close()
             raise httpx.ConnectError(str(exc) or type(exc).__name__, request=request) from exc
+        except BaseException:  # cancelled: a socket that connected in the meantime must not leak
+            conn.close()
+            raise
         return conn
 
     # -- one request ---------------------------------------------------------------------------------
