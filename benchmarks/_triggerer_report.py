@@ -196,7 +196,7 @@ def build_result(
             )
     notes = [
         f"{args.n} triggers per run. Poll interval: the production {args.production_interval:g} s for the"
-        f" headline run (2 rounds), {args.interval:g} s for the others (compressed so that 3 rounds of each fit"
+        f" headline run, {args.interval:g} s for the others (compressed so that {args.rounds} rounds of each fit"
         " the budget; see the module docstring). 'trigger default': the trigger's own random first-poll delay of up to one interval,"
         " i.e. how an operator defers it; 'burst': first_poll_jitter=0, every poll of a round at the same"
         " instant (the worst case). 'x ours' compares with ours on the same server, in the same pattern where"

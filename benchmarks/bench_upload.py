@@ -139,14 +139,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--reps",
         type=int,
         default=None,
-        help="runs per contender, interleaved; the best counts (default 4, smoke 1)",
+        help="runs per contender, interleaved; the best counts (default 3, smoke 1)",
     )
     parser.add_argument(
         "--part-mib", type=int, default=None, help="multipart part size (default 256, smoke 6)"
     )
     args = parser.parse_args(argv)
     size_mib = args.size_mib or (20 if args.smoke else 2048)
-    reps = args.reps or (1 if args.smoke else 4)
+    reps = args.reps or (1 if args.smoke else 3)
     part_mib = args.part_mib or (6 if args.smoke else 256)
     python = python_for_project()
     work = work_dir(args.work)
