@@ -20,6 +20,8 @@ from e2e_support import (
     wait_streaming,
 )
 
+from airflow_provider_together.triggers import CURSOR_XCOM_KEY
+
 if TYPE_CHECKING:
     from local_airflow import LocalAirflow
 
@@ -124,6 +126,16 @@ def test_clearing_deferred_task_retrains_with_a_fresh_job(airflow: LocalAirflow,
 def test_triggerer_sigkill_mid_job_loses_and_repeats_no_event(airflow: LocalAirflow, emulator: Any) -> None:
     suffix = "e2e-triggerer-kill"
     run_id, job_id = start_stalled_run(airflow, emulator, DAG, suffix)
+    # Kill once the trigger has mirrored its cursor past the events it logged. Between writing a log line and
+    # that XCom write (one API round trip) a kill repeats the lines: the documented at-least-once gap, which
+    # a kill timed by the log alone sometimes hit. What this test checks is that nothing persisted is lost
+    # or repeated across the restart.
+    wait_for(
+        lambda: airflow.rest.xcom_or_none(DAG, run_id, TASK, CURSOR_XCOM_KEY),
+        lambda cursor: isinstance(cursor, dict) and cursor.get("t") is not None,
+        timeout=60,
+        what="the trigger mirroring its event cursor into XCom",
+    )
 
     airflow.kill_component("triggerer")  # SIGKILL: no cleanup, no cursor flush beyond what was persisted
     # The job keeps training while no triggerer watches it; its remaining events must still reach the log.
