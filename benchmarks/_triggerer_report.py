@@ -57,23 +57,11 @@ def _ms(seconds: float) -> str:
     return f"{round(seconds * 1000) + 0:d} ms"
 
 
-def hook_in_flight_default() -> str:
+def hook_in_flight_default() -> int:
     """The hook's default bound on requests in flight (its pool size), for the notes."""
-    import dataclasses
-    import importlib
+    from airflow_provider_together._transport.settings import TogetherSettings
 
-    # Read from wherever the hook's settings live (private modules: a note, never a failure).
-    for module in (
-        "airflow_provider_together._transport.settings",
-        "airflow_provider_together._transport.http",
-    ):
-        try:
-            settings = importlib.import_module(module).TogetherSettings
-            fields = {f.name: f.default for f in dataclasses.fields(settings)}
-            return str(fields["max_in_flight"])
-        except (ImportError, AttributeError, KeyError, TypeError):
-            continue
-    return "?"
+    return TogetherSettings().max_in_flight
 
 
 def build_result(

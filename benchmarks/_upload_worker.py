@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from _procmem import reset_peak, status_kb
@@ -39,18 +40,7 @@ def upload_ours(
 
     options = {"multipart_threshold": threshold, "part_size": part_size}
     hook = TogetherHook(**{k: v for k, v in options.items() if v is not None})
-    rss0 = status_kb("VmRSS")
-    reset_peak()
-    t0, cpu0 = time.perf_counter(), time.process_time()
-    result = hook.upload_file(path, purpose="fine-tune")
-    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    return {
-        "seconds": seconds,
-        "cpu_s": cpu,
-        "rss_before_kb": rss0,
-        "hwm_kb": status_kb("VmHWM"),
-        "file_id": result.id,
-    }
+    return _measured(lambda: hook.upload_file(path, purpose="fine-tune").id)
 
 
 def upload_sdk(path: Path, base_url: str, api_key: str) -> dict:
@@ -58,17 +48,22 @@ def upload_sdk(path: Path, base_url: str, api_key: str) -> dict:
 
     # The v3 SDK puts /v1 in every path, so its base URL is the server root.
     client = Together(api_key=api_key, base_url=base_url.removesuffix("/v1"), max_retries=0, timeout=600)
+    return _measured(lambda: client.files.upload(file=path, purpose="fine-tune", check=False).id)
+
+
+def _measured(upload: Callable[[], str]) -> dict:
+    """Run ``upload`` (returns the file id) alone in the measured window: time, CPU, RSS growth."""
     rss0 = status_kb("VmRSS")
     reset_peak()
     t0, cpu0 = time.perf_counter(), time.process_time()
-    result = client.files.upload(file=path, purpose="fine-tune", check=False)
+    file_id = upload()
     seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     return {
         "seconds": seconds,
         "cpu_s": cpu,
         "rss_before_kb": rss0,
         "hwm_kb": status_kb("VmHWM"),
-        "file_id": result.id,
+        "file_id": file_id,
     }
 
 

@@ -7,13 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_bench_checker_small_writes_table(tmp_path: Path) -> None:
-    pytest.importorskip("together", reason="the v3 SDK is a contender; it is in the test extra")
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench_checker.py"), "--small", "--out", str(tmp_path)],
         capture_output=True,

@@ -6,14 +6,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa  # the test extra installs it: a missing pyarrow must fail here, not skip
+import pyarrow.parquet as pq
 import pytest
 
 from airflow_provider_together.datasets import check_file
-
-pa = pytest.importorskip(
-    "pyarrow", reason="pyarrow is in the test extra; without it only the fallback is tested"
-)
-pq = pytest.importorskip("pyarrow.parquet")
 
 
 def write(path: Path, columns: dict[str, Any], **schema: Any) -> Path:

@@ -222,8 +222,8 @@ def body_decoder(head: ResponseHead, request_method: str) -> BodyDecoder:
     decoder: BodyDecoder
     if request_method == "HEAD" or status in (204, 304) or 100 <= status < 200:
         decoder = _Empty()
-    elif head.values(b"transfer-encoding"):
-        if head.values(b"transfer-encoding")[-1] != b"chunked":
+    elif codings := head.values(b"transfer-encoding"):
+        if codings[-1] != b"chunked":
             decoder = _UntilClose()  # a final coding other than chunked: the body runs to the close
         else:
             decoder = _Chunked()

@@ -198,7 +198,8 @@ def test_error_responses_match_the_spec(
 
 @pytest.fixture
 def sdk(together_emulator: Emulator) -> Iterator[Any]:
-    together = pytest.importorskip("together")
+    import together  # the v3 SDK is in the test extra: missing, it must fail, not skip
+
     # The v3 SDK appends /v1 itself, so its base URL is the emulator root.
     client = together.Together(
         api_key=together_emulator.api_key, base_url=together_emulator.root_url, max_retries=0
@@ -246,7 +247,8 @@ def test_official_sdk_runs_the_whole_flow(sdk: Any, tmp_jsonl: Path, tmp_path: P
 
 
 def test_official_sdk_sees_server_side_errors(sdk: Any, tmp_jsonl: Path) -> None:
-    together = pytest.importorskip("together")
+    import together  # the v3 SDK is in the test extra: missing, it must fail, not skip
+
     uploaded = sdk.files.upload(file=tmp_jsonl, purpose="fine-tune")
     wait_for(lambda: sdk.files.retrieve(uploaded.id).processing_status == "COMPLETED")
     with pytest.raises(together.BadRequestError) as excinfo:
