@@ -24,6 +24,7 @@ from airflow_provider_together._transport.retry import RetryPolicy
 from airflow_provider_together._transport.settings import (
     DEFAULT_BASE_URL,
     TogetherSettings,
+    cleartext_safe,
     normalize_base_url,
     settings_from_connection,
 )
@@ -107,16 +108,45 @@ def test_settings_repr_hides_the_key() -> None:
     assert TEST_API_KEY not in repr(settings())
 
 
-def test_plain_http_uploads_only_for_loopback_http_api() -> None:
-    assert not settings().allows_plain_http
-    s = settings_from_connection(
-        host="http://127.0.0.1:1/v1", password="k" * 8, schema=None, port=None, extra={}
-    )
-    assert s.allows_plain_http
-    s = settings_from_connection(
-        host="http://example.com", password="k" * 8, schema=None, port=None, extra={}
-    )
-    assert not s.allows_plain_http
+@pytest.mark.parametrize(
+    "host",
+    [
+        "http://127.0.0.1:1/v1",
+        "http://127.5.6.7:8080",
+        "http://localhost:9",
+        "http://[::1]:8080/v1",
+        "127.0.0.1",
+    ],
+)
+def test_plain_http_is_accepted_for_loopback_hosts(host: str) -> None:
+    s = settings_from_connection(host=host, password="k" * 8, schema=None, port=None, extra={})
+    assert s.base_url.startswith("http://")
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["http://api.together.ai/v1", "http://10.0.0.5:8080", "http://[fe80::1]/v1", "http://localhost.evil.com"],
+)
+def test_plain_http_to_a_remote_host_is_refused_before_any_socket(host: str) -> None:
+    with pytest.raises(TogetherConfigError) as info:
+        settings_from_connection(host=host, password="k" * 8, schema=None, port=None, extra={})
+    assert [field for field, _ in info.value.problems] == ["host"]
+    assert "https" in str(info.value) and "clear text" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "safe"),
+    [
+        ("https://uploads.example.com/k?sig=1", True),
+        ("http://127.0.0.1:9/_upload/1", True),
+        ("http://localhost/_upload/1", True),
+        ("http://uploads.example.com/k", False),
+        ("ftp://127.0.0.1/k", False),
+        ("", False),
+    ],
+)
+def test_one_cleartext_rule_for_keys_and_upload_urls(url: str, safe: bool) -> None:
+    assert cleartext_safe(url) is safe
 
 
 # -- request building -------------------------------------------------------------------------------

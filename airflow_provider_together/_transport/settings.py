@@ -51,12 +51,6 @@ class TogetherSettings:
     max_in_flight: int = 8
     async_transport: str = "keepalive"
 
-    @property
-    def allows_plain_http(self) -> bool:
-        """Whether presigned upload URLs may be plain http: only when the API itself is http on loopback."""
-        parts = urlsplit(self.base_url)
-        return parts.scheme == "http" and _is_loopback(parts.hostname or "")
-
     def httpx_timeout(self, *, read: float | None = None) -> httpx.Timeout:
         """The httpx timeout for one request; ``read`` overrides the read timeout (uploads wait longer)."""
         return httpx.Timeout(self.timeout, connect=self.connect_timeout, read=read or self.timeout)
@@ -139,16 +133,24 @@ def normalize_base_url(host: str | None, *, schema: str | None = None, port: int
     Accepted: empty (the default), ``api.together.ai``, ``https://api.together.ai``, either with ``/v1``,
     and the URI form (``host`` plus ``schema="v1"``). A bare loopback host defaults to http, because the
     local emulator is the only plain-http Together there is.
+
+    :raises ValueError: not an http(s) URL, or plain http to a host that is not loopback: the API key
+        would cross a network in clear text.
     """
     host = (host or "").strip()
     if not host:
         return DEFAULT_BASE_URL
     if "://" not in host:
         bare = urlsplit(f"//{host}").hostname or ""
-        host = f"{'http' if _is_loopback(bare) else 'https'}://{host}"
+        host = f"{'http' if is_loopback(bare) else 'https'}://{host}"
     parts = urlsplit(host)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{host!r} is not an http(s) URL")
+    if not cleartext_safe(host):
+        raise ValueError(
+            f"{parts.scheme}://{parts.hostname} would send the API key in clear text: use https "
+            "(plain http is accepted only for loopback hosts: 127.0.0.0/8, ::1, localhost)"
+        )
     netloc = parts.netloc
     if port and parts.port is None:
         netloc = f"{netloc}:{port}"
@@ -160,8 +162,22 @@ def normalize_base_url(host: str | None, *, schema: str | None = None, port: int
     return urlunsplit((parts.scheme, netloc, path, "", ""))
 
 
-def _is_loopback(hostname: str) -> bool:
-    if hostname == "localhost":
+def cleartext_safe(url: str) -> bool:
+    """
+    Whether ``url`` may carry a secret or training data: https anywhere, plain http only on loopback.
+
+    The one rule for the connection's base URL (the API key) and for presigned upload URLs (the training
+    data), so that neither can be talked into clear text over a network.
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return bool(parts.hostname)
+    return parts.scheme == "http" and is_loopback(parts.hostname or "")
+
+
+def is_loopback(hostname: str) -> bool:
+    """Whether ``hostname`` is ``localhost`` or a loopback address (127.0.0.0/8, ``::1``)."""
+    if hostname.rstrip(".").lower() == "localhost":
         return True
     try:
         return ipaddress.ip_address(hostname).is_loopback

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from airflow_provider_together._transport.flow import GIB, MIB, Gather, Run, call, log, request
 from airflow_provider_together._transport.http import FileRegion, Spec, raise_error
+from airflow_provider_together._transport.settings import cleartext_safe
 from airflow_provider_together._transport.ops import get_file, one
 from airflow_provider_together.exceptions import TogetherError, TogetherFileRejectedError
 from airflow_provider_together.models import FileObject
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     import httpx
 
     from airflow_provider_together._transport.flow import Context, Flow, UploadOptions
-    from airflow_provider_together._transport.settings import TogetherSettings
 
 FILE_TYPES = {".jsonl": "jsonl", ".parquet": "parquet", ".csv": "csv"}
 MAX_FILE_SIZE = int(50.1 * GIB)
@@ -94,16 +94,16 @@ def plan_parts(size: int, options: UploadOptions) -> tuple[int, int]:
     return part_size, max(1, math.ceil(size / part_size))
 
 
-def checked_upload_url(url: str | None, settings: TogetherSettings) -> str:
+def checked_upload_url(url: str | None) -> str:
     """
-    Accept a presigned URL only over https, or plain http when the API itself is http on loopback.
+    Accept a presigned URL only over https, or plain http to a loopback host (the emulator).
 
-    The bytes of a training set must not cross a network in clear text because a server said so.
+    The bytes of a training set must not cross a network in clear text because a server said so; the rule
+    is the connection's own (``settings.cleartext_safe``).
     """
+    if url and cleartext_safe(url):
+        return url
     parts = urlsplit(url or "")
-    if parts.scheme == "https" or (parts.scheme == "http" and settings.allows_plain_http):
-        if parts.hostname:
-            return url or ""
     where = f"{parts.scheme}://{parts.hostname}" if parts.scheme else repr(parts.hostname or "")
     raise TogetherError(f"Refusing to upload to {where}: Together returned an upload URL that is not https")
 
@@ -140,7 +140,7 @@ def _put(ctx: Context, url: str | None, body: FileRegion, headers: dict[str, str
     for _ in range(MAX_PUT_REDIRECTS + 1):
         spec = Spec(
             "PUT",
-            checked_upload_url(url, ctx.settings),
+            checked_upload_url(url),
             headers=headers,
             body=body,
             external=True,
