@@ -3,7 +3,7 @@ The transport's own floor: plain ``httpx.AsyncClient`` GETs of one job against t
 
 No trigger, no hook, no parsing: just the HTTP client, at several levels of concurrency (requests in flight
 = pool connections, as the hook configures its pool), on httpx's default transport (httpcore) or on the
-provider's (``--transport keepalive``, as the hook's async client uses it). Together with the no-HTTP
+hook's default async client (``--transport aiohttp``: aiohttp behind httpx, as the hook builds it). Together with the no-HTTP
 trigger row, it splits the trigger's CPU per poll into what the trigger costs and what the HTTP client
 costs, and shows how httpcore's cost per request grows with the number of pooled connections. Prints one
 JSON line.
@@ -21,13 +21,16 @@ import httpx
 
 async def _per_request_cpu(base: str, in_flight: int, n: int, transport_name: str) -> float:
     limits = httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight)
-    transport = None
-    if transport_name == "keepalive":
+    client: httpx.AsyncClient
+    if transport_name == "aiohttp":
+        from airflow_provider_together._transport.aio import AiohttpClient, AiohttpTransport
         from airflow_provider_together._transport.client import ssl_context
-        from airflow_provider_together._transport.keepalive import KeepAliveTransport
 
-        transport = KeepAliveTransport(ssl_context=ssl_context(), max_connections=in_flight)
-    async with httpx.AsyncClient(base_url=base, limits=limits, transport=transport) as client:
+        transport = AiohttpTransport(ssl_context=ssl_context(), max_connections=in_flight)
+        client = AiohttpClient(transport, base_url=base)
+    else:
+        client = httpx.AsyncClient(base_url=base, limits=limits)
+    async with client:
         gate = asyncio.Semaphore(in_flight)
 
         async def one(i: int) -> bytes:
@@ -49,7 +52,7 @@ def main() -> None:
     parser.add_argument("--base-url", required=True, help="the fixed server, with /v1")
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--in-flight", type=int, nargs="+", default=[1, 8, 32])
-    parser.add_argument("--transport", choices=["httpx", "keepalive"], default="httpx")
+    parser.add_argument("--transport", choices=["httpx", "aiohttp"], default="httpx")
     args = parser.parse_args()
     print(json.dumps({"cpu_per_request_s": asyncio.run(_main(args))}), flush=True)
 

@@ -6,9 +6,11 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 import respx
 
+from airflow_provider_together._transport.aio import AiohttpTransport
 from airflow_provider_together.hooks import TogetherHook
 from tests.conftest import TEST_API_KEY
 
@@ -51,10 +53,18 @@ async def hook(monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps) -> AsyncIterator
 
 
 @pytest.fixture
-def api() -> Iterator[respx.MockRouter]:
-    # "httpx": mock where the client routes a request to its transport, whichever transport that is (the
-    # async client does not use httpcore).
+def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[respx.MockRouter]:
+    # "httpx": mock where ``client.send`` routes a request to its transport (the sync client, and the async
+    # one on ``async_transport: httpx``). The default async client hands requests straight to its aiohttp
+    # transport, so the same router answers there too, through the transport's public method; the
+    # transport itself is tested on the wire (tests/test_aio.py).
     with respx.mock(base_url=BASE, assert_all_called=False, using="httpx") as router:
+        mock = httpx.MockTransport(router.async_handler)
+
+        async def answer(self: AiohttpTransport, request: httpx.Request) -> httpx.Response:
+            return await mock.handle_async_request(request)
+
+        monkeypatch.setattr(AiohttpTransport, "handle_async_request", answer)
         yield router
 
 

@@ -1,226 +1,117 @@
 """
-Sending through httpx's routing point (``_dispatch``/``_adispatch``) and building requests directly.
+How the drivers send: ``client.send`` on every client, and the aiohttp client's short path.
 
-Both skip layers of ``httpx.Client`` that cost CPU on every trigger poll; these tests pin what is kept
-(the response's request, redirects when asked) and what is skipped on purpose (the cookie jar).
+The sync client and the async client on ``async_transport: httpx`` are plain httpx clients. The default async
+client (:class:`~airflow_provider_together._transport.aio.AiohttpClient`) overrides ``send`` to hand each
+request straight to aiohttp, skipping httpx's cookie and redirect layers; these tests pin what that keeps
+(the response's request, GET redirects when asked) and what it skips on purpose (the cookie jar, resending
+anything but a GET).
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
 
 from airflow_provider_together._transport import http as http_module
-from airflow_provider_together._transport.drivers import _adispatch, _dispatch
+from airflow_provider_together._transport.aio import AiohttpClient, AiohttpTransport
+from airflow_provider_together._transport.client import ssl_context
 from airflow_provider_together._transport.http import Spec, build_request
 from airflow_provider_together._transport.settings import TogetherSettings
+from tests._raw_server import Recorded, Server, replying, response
 
-Handler = Callable[[httpx.Request], httpx.Response]
-
-
-@pytest.fixture(params=["sync", "async"])
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+pytestmark = pytest.mark.timeout(60)
 
 
-class Driver:
-    """One client of either kind over ``httpx.MockTransport``, and the matching dispatch function."""
+def redirecting(request: Recorded) -> bytes:
+    """``/start`` redirects to ``/final``; ``POST /fine-tunes`` answers 303 to the job."""
+    if request.target == "/start":
+        return response(302, b"", reason="Found", headers=[("Location", "/final")])
+    if request.target == "/fine-tunes":
+        return response(303, b"", reason="See Other", headers=[("Location", "/fine-tunes/ft-1")])
+    return response(200, b"final", headers=[("Set-Cookie", "session=abc; Path=/")])
 
-    def __init__(self, kind: str, handler: Handler) -> None:
-        self.kind = kind
-        transport = httpx.MockTransport(handler)
-        self.client: Any = (
-            httpx.Client(transport=transport) if kind == "sync" else httpx.AsyncClient(transport=transport)
-        )
 
-    async def dispatch(
-        self, request: httpx.Request, follow_redirects: bool, client: Any = None
-    ) -> httpx.Response:
-        client = self.client if client is None else client
-        if self.kind == "sync":
-            response = _dispatch(client, request, follow_redirects)
-            response.read()
-            response.close()
+@pytest.fixture(params=["aiohttp", "httpx"])
+async def client(request: pytest.FixtureRequest) -> AsyncIterator[Callable[[], httpx.AsyncClient]]:
+    """The two async clients the hook can build, over a real loopback connection."""
+    made: list[httpx.AsyncClient] = []
+
+    def make() -> httpx.AsyncClient:
+        if request.param == "aiohttp":
+            made.append(AiohttpClient(AiohttpTransport(ssl_context=ssl_context(), max_connections=2)))
         else:
-            response = await _adispatch(client, request, follow_redirects)
-            await response.aread()
-            await response.aclose()
-        return response
+            made.append(httpx.AsyncClient())
+        return made[-1]
 
-    async def send(self, request: httpx.Request) -> httpx.Response:
-        if self.kind == "sync":
-            return self.client.send(request)  # type: ignore[no-any-return]
-        return await self.client.send(request)  # type: ignore[no-any-return]
-
-    async def close(self) -> None:
-        if self.kind == "sync":
-            self.client.close()
-        else:
-            await self.client.aclose()
-
-
-class WithoutRoutingPoint:
-    """
-    A client as an httpx without ``_transport_for_url`` would look to the dispatcher: ``send`` only.
-
-    Deleting the attribute from ``httpx.Client`` cannot simulate it: httpx's own ``send`` calls it.
-    """
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.sends: list[dict[str, Any]] = []
-
-    def send(self, request: httpx.Request, **kwargs: Any) -> Any:
-        self.sends.append(kwargs)
-        return self.client.send(request, **kwargs)
-
-
-def refuse_client_send(monkeypatch: pytest.MonkeyPatch, client: Any) -> None:
-    def send(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("client.send was used instead of the client's transport")
-
-    monkeypatch.setattr(client, "send", send)
+    yield make
+    for each in made:
+        await each.aclose()
 
 
 @pytest.mark.anyio
-async def test_response_comes_back_with_its_request(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A transport's response has no request; error mapping and logging read ``response.request``."""
-    driver = Driver(kind, lambda request: httpx.Response(200, json={"id": "ft-1"}))
-    refuse_client_send(monkeypatch, driver.client)
-    request = httpx.Request("GET", "https://api.test/v1/fine-tunes/ft-1")
-    try:
-        response = await driver.dispatch(request, follow_redirects=True)
-    finally:
-        await driver.close()
-    assert response.request is request
-    assert (response.status_code, response.json()) == (200, {"id": "ft-1"})
-
-
-def redirecting(seen: list[str]) -> Handler:
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(f"{request.method} {request.url.path}")
-        if request.url.path == "/start":
-            return httpx.Response(302, headers={"Location": "/final"})
-        return httpx.Response(200, text="final")
-
-    return handler
+async def test_response_comes_back_with_its_request_and_body(client: Any) -> None:
+    """Error mapping and logging read ``response.request``; ``stream=False`` reads the body."""
+    async with Server(replying(response(200, b'{"id": "ft-1"}'))) as server:
+        request = httpx.Request("GET", f"{server.url}/fine-tunes/ft-1")
+        answer = await client().send(request)
+    assert answer.request is request
+    assert (answer.status_code, answer.json(), answer.reason_phrase) == (200, {"id": "ft-1"}, "OK")
 
 
 @pytest.mark.anyio
-async def test_redirect_is_followed_when_asked(kind: str) -> None:
-    """Downloads follow redirects to storage: the final 200 is what the caller gets."""
-    seen: list[str] = []
-    driver = Driver(kind, redirecting(seen))
-    try:
-        response = await driver.dispatch(
-            httpx.Request("GET", "https://api.test/start"), follow_redirects=True
-        )
-    finally:
-        await driver.close()
-    assert (response.status_code, response.text, str(response.url)) == (
-        200,
-        "final",
-        "https://api.test/final",
-    )
-    assert seen[-1] == "GET /final"
-    assert [r.status_code for r in response.history] == [302]
+async def test_get_redirect_is_followed_when_asked(client: Any) -> None:
+    """Downloads follow a redirect to storage: the final 200 is what the caller gets."""
+    async with Server(replying(redirecting)) as server:
+        answer = await client().send(httpx.Request("GET", f"{server.url}/start"), follow_redirects=True)
+    assert (answer.status_code, answer.text, answer.url.path) == (200, "final", "/final")
+    assert [r.target for r in server.requests][-1] == "/final"
 
 
 @pytest.mark.anyio
-async def test_redirect_is_returned_when_not_followed(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_redirect_is_returned_when_not_followed(client: Any) -> None:
     """The upload-URL request reads its 302's Location itself: following it would upload nowhere."""
-    seen: list[str] = []
-    driver = Driver(kind, redirecting(seen))
-    refuse_client_send(monkeypatch, driver.client)
-    try:
-        response = await driver.dispatch(
-            httpx.Request("GET", "https://api.test/start"), follow_redirects=False
+    async with Server(replying(redirecting)) as server:
+        answer = await client().send(httpx.Request("GET", f"{server.url}/start"), follow_redirects=False)
+    assert (answer.status_code, answer.headers["location"]) == (302, "/final")
+    assert [r.target for r in server.requests] == ["/start"]
+
+
+@pytest.mark.anyio
+async def test_a_redirected_post_is_never_sent_twice(client: Any) -> None:
+    """httpx turns a 303 into a GET of the job; the aiohttp client returns the 303 (it would have to resend)."""
+    async with Server(replying(redirecting)) as server:
+        make = client
+        c = make()
+        answer = await c.send(
+            httpx.Request("POST", f"{server.url}/fine-tunes", json={"model": "m"}), follow_redirects=True
         )
-    finally:
-        await driver.close()
-    assert (response.status_code, response.headers["location"], seen) == (302, "/final", ["GET /start"])
-
-
-@pytest.mark.anyio
-async def test_redirected_request_reaches_the_server_once(kind: str) -> None:
-    """Following a redirect must not resend the request that was redirected."""
-    seen: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(f"{request.method} {request.url.path}")
-        if request.url.path == "/fine-tunes":
-            return httpx.Response(303, headers={"Location": "/fine-tunes/ft-1"})
-        return httpx.Response(200, json={"id": "ft-1"})
-
-    driver = Driver(kind, handler)
-    try:
-        response = await driver.dispatch(
-            httpx.Request("POST", "https://api.test/fine-tunes", json={"model": "m"}), follow_redirects=True
+    posts = [r for r in server.requests if r.method == "POST"]
+    assert len(posts) == 1
+    if isinstance(c, AiohttpClient):
+        assert answer.status_code == 303
+    else:
+        assert (answer.status_code, [r.target for r in server.requests]) == (
+            200,
+            ["/fine-tunes", "/fine-tunes/ft-1"],
         )
-    finally:
-        await driver.close()
-    assert response.status_code == 200
-    assert seen == ["POST /fine-tunes", "GET /fine-tunes/ft-1"]
 
 
 @pytest.mark.anyio
-async def test_set_cookie_does_not_reach_the_cookie_jar(kind: str) -> None:
-    """
-    Deliberate: the cookie layer is skipped, since extracting cookies cost a fifth of a poll's CPU.
-
-    The API is stateless (bearer key); the control below shows the same answer through ``client.send`` does
-    fill the jar, so an empty jar here means the layer was skipped, not that the cookie was unusable.
-    """
-    handler: Handler = lambda request: httpx.Response(200, headers={"Set-Cookie": "session=abc; Path=/"})  # noqa: E731
-    driver = Driver(kind, handler)
+async def test_aiohttp_client_keeps_no_cookies() -> None:
+    """Deliberate: the API is stateless (bearer key), and the cookie layer cost a fifth of a poll's CPU."""
+    client = AiohttpClient(AiohttpTransport(ssl_context=ssl_context(), max_connections=2))
     try:
-        await driver.dispatch(httpx.Request("GET", "https://api.test/v1/models"), follow_redirects=True)
-        assert dict(driver.client.cookies) == {}
-        await driver.send(httpx.Request("GET", "https://api.test/v1/models"))
-        assert dict(driver.client.cookies) == {"session": "abc"}
+        async with Server(replying(redirecting)) as server:
+            await client.send(httpx.Request("GET", f"{server.url}/final"))
+            await client.get(f"{server.url}/final")
     finally:
-        await driver.close()
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize("follow_redirects", [True, False])
-async def test_without_routing_point_falls_back_to_client_send(kind: str, follow_redirects: bool) -> None:
-    """An httpx without ``_transport_for_url`` must still work, through the plain (slower) ``send``."""
-    seen: list[str] = []
-    driver = Driver(kind, redirecting(seen))
-    fallback = WithoutRoutingPoint(driver.client)
-    request = httpx.Request("GET", "https://api.test/start")
-    try:
-        response = await driver.dispatch(request, follow_redirects, client=fallback)
-    finally:
-        await driver.close()
-    assert fallback.sends == [{"follow_redirects": follow_redirects, "stream": True}]
-    assert response.status_code == (200 if follow_redirects else 302)
-    assert seen == (["GET /start", "GET /final"] if follow_redirects else ["GET /start"])
-
-
-@pytest.mark.parametrize(
-    ("client_class", "transport_class"),
-    [(httpx.Client, httpx.BaseTransport), (httpx.AsyncClient, httpx.AsyncBaseTransport)],
-)
-def test_installed_httpx_still_has_the_routing_point(client_class: Any, transport_class: Any) -> None:
-    """An httpx upgrade that drops ``_transport_for_url`` would silently put every poll on the slow path."""
-    route = getattr(client_class, "_transport_for_url", None)
-    assert callable(route)
-    assert list(inspect.signature(route).parameters) == ["self", "url"]
-    transport = httpx.MockTransport(lambda request: httpx.Response(200))
-    client = client_class(transport=transport)
-    try:
-        chosen = client._transport_for_url(httpx.URL("https://api.test/v1/models"))
-    finally:
-        if client_class is httpx.Client:
-            client.close()
-    assert chosen is transport
-    assert isinstance(chosen, transport_class)
+        await client.aclose()
+    assert dict(client.cookies) == {}
+    assert all(r.header("cookie") is None for r in server.requests)
 
 
 # -- build_request ----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -14,18 +15,17 @@ from tests._hook_support import job, set_conn
 api = support.api  # a shared fixture, assigned rather than imported so that parameters may reuse the name
 
 
-class CountingAsyncClient(httpx.AsyncClient):
-    built = 0
-
-    def __init__(self, *args, **kwargs) -> None:
-        type(self).built += 1
-        super().__init__(*args, **kwargs)
-
-
 @pytest.fixture
 def counting(monkeypatch):
-    counter = type("Counter", (CountingAsyncClient,), {"built": 0})
-    monkeypatch.setattr(httpx, "AsyncClient", counter)
+    """Counts ``httpx.AsyncClient`` constructions, whichever transport the client sends with."""
+    counter = SimpleNamespace(built=0)
+    original = httpx.AsyncClient.__init__
+
+    def init(self, *args, **kwargs) -> None:
+        counter.built += 1
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(httpx.AsyncClient, "__init__", init)
     return counter
 
 

@@ -9,11 +9,10 @@ Decisions live in pure modules that do no I/O, so both shells share them and mos
 - ``flow``      multi-step calls as sans-I/O generators, written once and driven twice
 - ``ops``       the catalogue of API calls: one definition per endpoint
 - ``upload``    the presigned-URL upload flow and the multipart flow for big files
-- ``h1``        the HTTP/1.1 wire format of the async transport: request heads, response heads, body framing
 
 I/O lives in three places only:
 
 - ``drivers``   the sync and async shells that send, sleep and stream
 - ``client``    the shared ``AsyncClient`` per (event loop, connection) and the in-flight bound
-- ``keepalive`` that client's transport: lean keep-alive HTTP/1.1 on an asyncio protocol (framing: ``h1``)
+- ``aio``       that client's transport: aiohttp behind httpx's public transport interface
 """

@@ -2,8 +2,9 @@
 The two shells: drive a flow (``_transport.flow``) with ``httpx.Client`` or with ``httpx.AsyncClient``.
 
 They only send, sleep, stream and run blocking work; every decision (what to send, whether to retry,
-what an answer means) is in the flow. The two halves mirror each other line for line, as httpx mirrors
-``_send_single_request``; a change to one must be made to the other.
+what an answer means) is in the flow. The two halves mirror each other line for line; a change to one must
+be made to the other. Both send with the client's public ``send``: the async client's own ``send`` is the
+short path to aiohttp (``_transport.aio.AiohttpClient``).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def _perform(
 def _send(client: httpx.Client, spec: Spec, settings: TogetherSettings) -> httpx.Response:
     content = file_chunks(spec.body) if spec.body is not None else None
     request = build_request(spec, settings, content)
-    response = _dispatch(client, request, spec.follow_redirects)
+    response = client.send(request, follow_redirects=spec.follow_redirects, stream=True)
     try:
         if spec.sink is not None and response.status_code in (200, 206):
             with open_sink(spec, response.status_code) as sink:
@@ -77,33 +78,6 @@ def _send(client: httpx.Client, spec: Spec, settings: TogetherSettings) -> httpx
             response.read()
     finally:
         response.close()
-    return response
-
-
-def _dispatch(client: httpx.Client, request: httpx.Request, follow_redirects: bool) -> httpx.Response:
-    """
-    Send through the client's transport for the URL (httpx's, or a proxy's from the environment).
-
-    This skips the client's auth, cookie and redirect layers, which the hook does not use and which cost
-    a fifth of a trigger poll's CPU (cookie extraction builds urllib objects for every response). A
-    redirect is followed by the whole client from the request httpx itself builds for it (its rules: 303
-    becomes GET, the API key is dropped for another origin), so nothing is sent twice. ``_transport_for_url``
-    and ``_build_redirect_request`` are httpx's own routing points (respx mocks at the first); an httpx
-    without them gets the plain ``send``.
-    """
-    route: Callable[[httpx.URL], httpx.BaseTransport] | None = getattr(client, "_transport_for_url", None)
-    redirect: Callable[[httpx.Request, httpx.Response], httpx.Request] | None = getattr(
-        client, "_build_redirect_request", None
-    )
-    if route is None or redirect is None:
-        return client.send(request, follow_redirects=follow_redirects, stream=True)
-    response = route(request.url).handle_request(request)
-    response.request = request
-    if follow_redirects and response.is_redirect:
-        response.close()
-        final = client.send(redirect(request, response), follow_redirects=True, stream=True)
-        final.history = [response, *final.history]
-        return final
     return response
 
 
@@ -166,7 +140,7 @@ async def _aperform(
 async def _asend(client: httpx.AsyncClient, spec: Spec, settings: TogetherSettings) -> httpx.Response:
     content = afile_chunks(spec.body) if spec.body is not None else None
     request = build_request(spec, settings, content)
-    response = await _adispatch(client, request, spec.follow_redirects)
+    response = await client.send(request, follow_redirects=spec.follow_redirects, stream=True)
     try:
         if spec.sink is not None and response.status_code in (200, 206):
             with open_sink(spec, response.status_code) as sink:
@@ -177,28 +151,6 @@ async def _asend(client: httpx.AsyncClient, spec: Spec, settings: TogetherSettin
             await response.aread()
     finally:
         await response.aclose()
-    return response
-
-
-async def _adispatch(
-    client: httpx.AsyncClient, request: httpx.Request, follow_redirects: bool
-) -> httpx.Response:
-    """Async twin of :func:`_dispatch`."""
-    route: Callable[[httpx.URL], httpx.AsyncBaseTransport] | None = getattr(
-        client, "_transport_for_url", None
-    )
-    redirect: Callable[[httpx.Request, httpx.Response], httpx.Request] | None = getattr(
-        client, "_build_redirect_request", None
-    )
-    if route is None or redirect is None:
-        return await client.send(request, follow_redirects=follow_redirects, stream=True)
-    response = await route(request.url).handle_async_request(request)
-    response.request = request
-    if follow_redirects and response.is_redirect:
-        await response.aclose()
-        final = await client.send(redirect(request, response), follow_redirects=True, stream=True)
-        final.history = [response, *final.history]
-        return final
     return response
 
 

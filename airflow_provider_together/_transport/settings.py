@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -37,8 +39,10 @@ class TogetherSettings:
     :param retry_max_delay: cap of the exponential back-off (``extra.retry_max_delay``).
     :param max_in_flight: async requests in flight per (event loop, connection); more queue
         (``extra.max_concurrent_requests``).
-    :param async_transport: what the async client sends with (``extra.async_transport``): ``keepalive``,
-        the provider's lean HTTP/1.1 transport (``_transport.keepalive``), or ``httpx``, httpx's default.
+    :param async_transport: what the async client sends with (``extra.async_transport``): ``aiohttp``
+        (``_transport.aio``), or ``httpx``, httpx's own transport.
+    :param ca_bundle: a PEM file of the CAs to trust instead of certifi's (``extra.ca_bundle``), for both
+        clients.
     """
 
     base_url: str = DEFAULT_BASE_URL
@@ -49,7 +53,8 @@ class TogetherSettings:
     retry_delay: float = 1.0
     retry_max_delay: float = 10.0
     max_in_flight: int = 8
-    async_transport: str = "keepalive"
+    async_transport: str = "aiohttp"
+    ca_bundle: str | None = None
 
     def httpx_timeout(self, *, read: float | None = None) -> httpx.Timeout:
         """The httpx timeout for one request; ``read`` overrides the read timeout (uploads wait longer)."""
@@ -65,7 +70,9 @@ _EXTRAS: tuple[tuple[str, str, type, float], ...] = (
     ("retry_max_delay", "retry_max_delay", float, 0),
     ("max_concurrent_requests", "max_in_flight", int, 1),
 )
-ASYNC_TRANSPORTS = ("keepalive", "httpx")
+ASYNC_TRANSPORTS = ("aiohttp", "httpx")
+# Accepted for one release: 0.1.0's own HTTP/1.1 transport, replaced by aiohttp.
+_DEPRECATED_TRANSPORTS = {"keepalive": "aiohttp"}
 
 
 def settings_from_connection(
@@ -92,11 +99,25 @@ def settings_from_connection(
             continue
         values[attr] = number
     transport = extra.get("async_transport")
+    if isinstance(transport, str) and transport in _DEPRECATED_TRANSPORTS:
+        warnings.warn(
+            f"extra.async_transport {transport!r} is deprecated and now means "
+            f"{_DEPRECATED_TRANSPORTS[transport]!r}; set it to 'aiohttp' or remove it",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        transport = _DEPRECATED_TRANSPORTS[transport]
     if transport not in (None, ""):
         if transport in ASYNC_TRANSPORTS:
             values["async_transport"] = transport
         else:
             problems.append(("extra.async_transport", f"must be one of {', '.join(ASYNC_TRANSPORTS)}"))
+    ca_bundle = extra.get("ca_bundle")
+    if ca_bundle not in (None, ""):
+        if isinstance(ca_bundle, str) and os.path.isfile(ca_bundle):
+            values["ca_bundle"] = ca_bundle
+        else:
+            problems.append(("extra.ca_bundle", "must be the path of a readable PEM file of CA certificates"))
     if not password:
         problems.append(("password", "the API key is empty: set it as the connection's password"))
     try:

@@ -1,5 +1,5 @@
 """
-A scriptable raw-asyncio HTTP/1.1 server for the keep-alive transport's tests (``tests/test_keepalive.py``).
+A scriptable raw-asyncio HTTP/1.1 server for the async transports' tests (``tests/test_aio.py``).
 
 Each test gives it a handler coroutine that talks to one accepted connection (a :class:`Peer`) in raw bytes,
 so it can answer well or badly: split chunks, close early, reset, stall. The server records every request it
@@ -172,6 +172,7 @@ class Server:
 
     handler: Callable[[Peer], Awaitable[None]]
     ssl_context: ssl.SSLContext | None = None
+    listen_port: int = 0
     requests: list[Recorded] = field(default_factory=list)
     connections: int = 0
     errors: list[BaseException] = field(default_factory=list)
@@ -190,7 +191,9 @@ class Server:
         return f"{scheme}://127.0.0.1:{self.port}"
 
     async def __aenter__(self) -> Server:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0, ssl=self.ssl_context)
+        self._server = await asyncio.start_server(
+            self._accept, "127.0.0.1", self.listen_port, ssl=self.ssl_context
+        )
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -225,6 +228,30 @@ class Server:
             writer.close()
 
 
+async def tunnel(peer: Peer) -> None:
+    """An HTTP proxy that only tunnels (``CONNECT host:port``), as an https proxy does; records the CONNECT."""
+    request = await peer.read_head()
+    if request is None or request.method != "CONNECT":
+        await peer.send(response(405, b"", reason="Method Not Allowed"))
+        return
+    host, _, port = request.target.rpartition(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    await peer.send(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+    async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(*_PEER_GONE):
+            while data := await source.read(1 << 16):
+                sink.write(data)
+                await sink.drain()
+        with contextlib.suppress(*_PEER_GONE, OSError):
+            sink.write_eof()
+
+    try:
+        await asyncio.gather(pipe(peer.reader, writer), pipe(reader, peer.writer))
+    finally:
+        writer.close()
+
+
 @dataclass(frozen=True)
 class SelfSigned:
     """A self-signed certificate for 127.0.0.1 and localhost, as PEM files and text."""
@@ -251,7 +278,7 @@ def self_signed(directory: Path) -> SelfSigned:
     from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "keepalive-test")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "raw-server-test")])
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (
         x509.CertificateBuilder()
