@@ -17,6 +17,7 @@ Callers branch on the exception *type* (and ``status_code``), never on message t
     ├── TogetherAmbiguousSubmitError   POST /fine-tunes may or may not have created a job: reconcile, do not resend
     └── TogetherJobError               a fine-tuning job ended badly
         ├── TogetherJobFailedError     status ``error`` or ``user_error``; carries Together's own messages
+        │   └── TogetherJobUserError   status ``user_error``: the input was at fault; never retried
         ├── TogetherJobCancelledError  status ``cancelled``
         └── TogetherJobTimeoutError    Airflow stopped waiting before the job ended
 
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.providers.common.compat.sdk import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 __all__ = [
     "TogetherAPIError",
@@ -43,6 +44,7 @@ __all__ = [
     "TogetherJobError",
     "TogetherJobFailedError",
     "TogetherJobTimeoutError",
+    "TogetherJobUserError",
     "TogetherNotFoundError",
     "TogetherRateLimitError",
     "TogetherServerError",
@@ -206,3 +208,11 @@ class TogetherJobCancelledError(TogetherJobError):
 
 class TogetherJobTimeoutError(TogetherJobError):
     """Airflow stopped waiting for the job before it reached a terminal status."""
+
+
+class TogetherJobUserError(TogetherJobFailedError, AirflowFailException):
+    """
+    The job ended in ``user_error``: the input was at fault, so a task retry would pay for the same failure.
+
+    It is also an ``AirflowFailException``, so Airflow fails the task without using up retries.
+    """

@@ -159,13 +159,21 @@ class TogetherHook(BaseHook):
 
     # -- files --------------------------------------------------------------------------------------
 
-    def upload_file(self, path: str | os.PathLike[str], purpose: str = "fine-tune") -> FileObject:
-        """Upload a local file (v3 presigned flow; multipart above the threshold); 409 returns the existing file."""
-        return self._run(_upload.upload_file, path, purpose)
+    def upload_file(
+        self, path: str | os.PathLike[str], purpose: str = "fine-tune", *, sha256: str | None = None
+    ) -> FileObject:
+        """
+        Upload a local file (v3 presigned flow; multipart above the threshold); 409 returns the existing file.
 
-    async def aupload_file(self, path: str | os.PathLike[str], purpose: str = "fine-tune") -> FileObject:
+        :param sha256: the file's SHA-256 hex digest if already known (saves a read of the whole file).
+        """
+        return self._run(_upload.upload_file, path, purpose, sha256)
+
+    async def aupload_file(
+        self, path: str | os.PathLike[str], purpose: str = "fine-tune", *, sha256: str | None = None
+    ) -> FileObject:
         """Async twin of :meth:`upload_file`."""
-        return await self._arun(_upload.upload_file, path, purpose)
+        return await self._arun(_upload.upload_file, path, purpose, sha256)
 
     def get_file(self, file_id: str) -> FileObject:
         """Return a file's metadata, including ``processing_status`` and ``validation_report``."""

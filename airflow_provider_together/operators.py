@@ -19,6 +19,7 @@ from airflow_provider_together._fine_tune.job_operators import (
     TogetherDownloadCheckpointOperator,
     TogetherUploadFileOperator,
 )
+from airflow_provider_together._fine_tune.payload import FineTuneResult
 from airflow_provider_together.links import (
     JOB_ID_XCOM_KEY,
     JOB_URL_XCOM_KEY,
@@ -31,12 +32,12 @@ if TYPE_CHECKING:
 
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_together._fine_tune.payload import FineTuneResult
     from airflow_provider_together.hooks import TogetherHook
     from airflow_provider_together.models import FineTuneConfig
 
 __all__ = [
     "CONFIG_FIELDS",
+    "FineTuneResult",
     "TogetherCancelFineTuneOperator",
     "TogetherDownloadCheckpointOperator",
     "TogetherFineTuneOperator",
@@ -131,7 +132,16 @@ class TogetherFineTuneOperator(BaseOperator):
     :param file_wait_timeout: seconds to wait for Together to validate an uploaded file.
     """
 
-    template_fields: Sequence[str] = (*CONFIG_FIELDS, "config", "together_conn_id", "max_price_usd")
+    template_fields: Sequence[str] = (
+        *CONFIG_FIELDS,
+        "config",
+        "together_conn_id",
+        "wandb_conn_id",
+        "hf_conn_id",
+        "max_price_usd",
+        "poll_interval",
+        "timeout",
+    )
     template_fields_renderers = {"config": "json"}
     operator_extra_links = (TogetherFineTuneJobLink(),)
     ui_color = "#dce7ff"
@@ -358,6 +368,11 @@ class TogetherFineTuneOperator(BaseOperator):
         abandoned by a user action, so it reattaches. When Airflow's own deferral timeout fired before the
         trigger's, the job is cancelled before failing.
         """
+        from airflow_provider_together._fine_tune.prepare import coerce_arguments
+
+        # A new process renders the templates again: numbers given as templates are strings until coerced
+        # (they were checked when the task started).
+        coerce_arguments(self)
         self._mark_resumed(context)
         if (
             next_method == _TRIGGER_FAIL_METHOD

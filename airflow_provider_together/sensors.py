@@ -146,12 +146,13 @@ class TogetherFineTuneSensor(BaseSensorOperator):
         return self._finish(event)
 
     def _finish(self, event: dict[str, Any] | None) -> FineTuneResult:
-        from airflow_provider_together._fine_tune.payload import TogetherJobUserError, validate_event
+        from airflow_provider_together._fine_tune.payload import validate_event
         from airflow_provider_together.exceptions import (
             TogetherError,
             TogetherJobCancelledError,
             TogetherJobFailedError,
             TogetherJobTimeoutError,
+            TogetherJobUserError,
         )
         from airflow_provider_together.models import JobStatus
 

@@ -37,6 +37,7 @@ BENCHES: list[tuple[str, str, bool]] = [
     ("checker", "bench_checker.py", False),
     ("triggerer", "bench_triggerer.py", True),
     ("upload", "bench_upload.py", True),
+    ("first_byte", "bench_first_byte.py", True),
 ]
 VERSIONED = [
     "apache-airflow",

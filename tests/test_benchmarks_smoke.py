@@ -136,3 +136,10 @@ def test_run_all_writes_the_results_table(tmp_path: Path) -> None:
     assert "| import | each of our modules <= 50 ms (CPU time) |" in text
     # A smoke run never overwrites the published table.
     assert (published.stat().st_mtime_ns if published.exists() else None) == before
+
+
+def test_first_byte_benchmark_compares_both_orders(tmp_path: Path) -> None:
+    result = _run("bench_first_byte.py", tmp_path, "--work", str(tmp_path))
+    assert [row[0] for row in result["rows"]] == ["before", "after"]
+    assert all(_figure(row[1]) > 0 for row in result["rows"])
+    assert result["targets"][0]["value"].split()[0].endswith("x")

@@ -131,7 +131,8 @@ def test_plain_http_to_a_remote_host_is_refused_before_any_socket(host: str) -> 
     with pytest.raises(TogetherConfigError) as info:
         settings_from_connection(host=host, password="k" * 8, schema=None, port=None, extra={})
     assert [field for field, _ in info.value.problems] == ["host"]
-    assert "https" in str(info.value) and "clear text" in str(info.value)
+    assert "https" in str(info.value)
+    assert "clear text" in str(info.value)
 
 
 @pytest.mark.parametrize(

@@ -20,11 +20,11 @@ from _fine_tune_support import (
 )
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_together._fine_tune.payload import TogetherJobUserError
 from airflow_provider_together.exceptions import (
     TogetherJobCancelledError,
     TogetherJobFailedError,
     TogetherJobTimeoutError,
+    TogetherJobUserError,
 )
 from airflow_provider_together.operators import TogetherFineTuneOperator
 

@@ -144,7 +144,7 @@ def test_deferral_timeout_backstop_cancels_the_job(emu: Any, tmp_path: Path) -> 
     assert emu.admin.job(job_id)["cancel_requested"] is True
 
 
-def test_dpo_resumed_from_a_checkpoint_skips_the_price_estimate(emu: Any, tmp_path: Path) -> None:
+def test_dpo_resumed_from_a_checkpoint_is_estimated_like_any_job(emu: Any, tmp_path: Path) -> None:
     import json
 
     parent = TogetherFineTuneOperator(
@@ -175,7 +175,8 @@ def test_dpo_resumed_from_a_checkpoint_skips_the_price_estimate(emu: Any, tmp_pa
         poll_interval=0.05,
     ).execute(make_context(FakeTI(task_id="dpo")))
     assert result["status"] == "completed"
-    assert emu.admin.count("POST /v1/fine-tunes/estimate-price") == 0
+    # As the v3 SDK does: a resumed job is estimated too, so max_price_usd holds for it.
+    assert emu.admin.count("POST /v1/fine-tunes/estimate-price") == 1
     assert emu.admin.count("POST /v1/fine-tunes") == 1
 
 

@@ -8,8 +8,11 @@ import pytest
 from _fine_tune_support import FAST, FakeTI, create_job, make_context
 from airflow.providers.common.compat.sdk import AirflowSkipException, PokeReturnValue
 
-from airflow_provider_together._fine_tune.payload import TogetherJobUserError
-from airflow_provider_together.exceptions import TogetherJobCancelledError, TogetherJobFailedError
+from airflow_provider_together.exceptions import (
+    TogetherJobCancelledError,
+    TogetherJobFailedError,
+    TogetherJobUserError,
+)
 from airflow_provider_together.sensors import TogetherFineTuneSensor
 from airflow_provider_together.triggers import TogetherFineTuneTrigger
 

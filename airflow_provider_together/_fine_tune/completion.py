@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from airflow_provider_together._fine_tune.payload import FineTuneResult, TogetherJobUserError, validate_event
+from airflow_provider_together._fine_tune.payload import FineTuneResult, validate_event
 from airflow_provider_together.exceptions import (
     TogetherError,
     TogetherJobCancelledError,
     TogetherJobFailedError,
     TogetherJobTimeoutError,
+    TogetherJobUserError,
 )
 
 if TYPE_CHECKING:

@@ -69,9 +69,11 @@ class TogetherUploadFileOperator(_TogetherOperator):
         from airflow_provider_together._fine_tune.inputs import FileResolver
         from airflow_provider_together.exceptions import TogetherConfigError, TogetherFileRejectedError
 
-        resolver = FileResolver(self.hook, context.get("task_state_store"), wait_timeout=self.wait_timeout)
         try:
-            file_id = resolver.resolve(self.path, field="path", purpose=self.purpose)
+            with FileResolver(
+                self.hook, context.get("task_state_store"), wait_timeout=self.wait_timeout
+            ) as resolver:
+                file_id = resolver.resolve(self.path, field="path", purpose=self.purpose)
         except (TogetherConfigError, TogetherFileRejectedError) as exc:
             # A bad file stays bad on retry.
             raise AirflowFailException(str(exc)) from exc
@@ -106,12 +108,24 @@ class TogetherCancelFineTuneOperator(_TogetherOperator):
         return job.status.value
 
 
+#: Names that say "this object is the archive" rather than "a prefix to put it under".
+_ARCHIVE_SUFFIXES = (".tar.zst", ".tar.gz", ".tgz", ".tar", ".zst", ".gz", ".zip")
+
+
 class TogetherDownloadCheckpointOperator(_TogetherOperator):
     """
-    Download a completed job's model or a checkpoint to ``dest``; return the local path.
+    Download a completed job's model or a checkpoint to ``dest``; return where it was written.
+
+    ``dest`` is a local path or any ``ObjectStoragePath`` (``s3://``, ``gs://``, ``file://``, ``memory://``...
+    through fsspec). The archive is streamed to a local temporary file first (the download resumes with
+    ``Range`` after a dropped connection, which a remote object cannot do), then copied to object storage in
+    1 MiB chunks: memory stays flat whatever the size of the checkpoint; local disk holds one copy.
 
     :param job_id: the Together job id (templated).
-    :param dest: a directory or file path (templated).
+    :param dest: a directory or file, local path or ``ObjectStoragePath`` (templated). A local directory
+        receives the archive under Together's file name. In object storage (which has no directories, and
+        whose paths drop a trailing ``/``) ``dest`` is the object itself when its name ends like an archive
+        (``.tar.zst``, ``.tar.gz``, ``.tar``, ``.zst``, ``.gz``, ``.zip``), else a prefix the archive goes under.
     :param checkpoint: ``merged``, ``adapter`` or ``model_output_path`` (see the API reference); default
         lets Together choose for the job's training type.
     :param step: an intermediate checkpoint's step; ``None`` means the final model.
@@ -124,7 +138,7 @@ class TogetherDownloadCheckpointOperator(_TogetherOperator):
         self,
         *,
         job_id: str,
-        dest: str | Path,
+        dest: Any,
         checkpoint: str | None = None,
         step: int | str | None = None,
         **kwargs: Any,
@@ -136,10 +150,29 @@ class TogetherDownloadCheckpointOperator(_TogetherOperator):
         self.step = step
 
     def execute(self, context: Context) -> str:
-        """Download and return the archive's local path as a string (XCom-friendly)."""
+        """Download and return the archive's location as a string (a path or a URI; XCom-friendly)."""
         step = int(self.step) if self.step not in (None, "") else None
-        path = self.hook.download_fine_tune(
-            self.job_id, Path(self.dest), checkpoint=self.checkpoint, step=step
-        )
-        self.log.info("Downloaded %s%s to %s", self.job_id, f" step {step}" if step else "", path)
-        return str(path)
+        if hasattr(self.dest, "protocol") and getattr(self.dest, "protocol", None) not in ("file", "local"):
+            where = self._to_object_storage(self.dest, step)
+        else:
+            local = Path(str(self.dest.path)) if hasattr(self.dest, "protocol") else Path(self.dest)
+            where = str(
+                self.hook.download_fine_tune(self.job_id, local, checkpoint=self.checkpoint, step=step)
+            )
+        self.log.info("Downloaded %s%s to %s", self.job_id, f" step {step}" if step else "", where)
+        return where
+
+    def _to_object_storage(self, dest: Any, step: int | None) -> str:
+        import shutil
+        import tempfile
+
+        into_dir = not str(dest.name).endswith(_ARCHIVE_SUFFIXES) or dest.is_dir()
+        with tempfile.TemporaryDirectory(prefix="together-checkpoint-") as tmp:
+            local = self.hook.download_fine_tune(
+                self.job_id, Path(tmp), checkpoint=self.checkpoint, step=step
+            )
+            # Object stores have no directories to create: writing the key is enough.
+            target = dest / local.name if into_dir else dest
+            with local.open("rb") as src, target.open("wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        return str(target)

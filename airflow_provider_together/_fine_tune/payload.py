@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
 
-from airflow.providers.common.compat.sdk import AirflowFailException
-
-from airflow_provider_together.exceptions import TogetherJobFailedError
+from airflow_provider_together.exceptions import TogetherJobUserError
 
 if TYPE_CHECKING:
     from airflow_provider_together.models import FineTuneJob
@@ -21,7 +19,7 @@ __all__ = [
     "EVENT_STATUSES",
     "FineTuneEventPayload",
     "FineTuneResult",
-    "TogetherJobUserError",
+    "TogetherJobUserError",  # re-exported for compatibility; its home is airflow_provider_together.exceptions
     "result_from_job",
     "validate_event",
 ]
@@ -60,14 +58,6 @@ class FineTuneEventPayload(TypedDict):
     message: str
     result: FineTuneResult | None
     errors: list[str]
-
-
-class TogetherJobUserError(TogetherJobFailedError, AirflowFailException):
-    """
-    The job ended in ``user_error``: the input was at fault, so a task retry would pay for the same failure.
-
-    It is also an ``AirflowFailException``, so Airflow fails the task without using up retries.
-    """
 
 
 def result_from_job(job: FineTuneJob, checkpoint_count: int | None) -> FineTuneResult:

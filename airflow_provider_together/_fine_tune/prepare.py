@@ -1,140 +1,232 @@
 """
-Everything ``TogetherFineTuneOperator.execute`` does before it waits: validate, upload, check, submit once.
+Everything ``TogetherFineTuneOperator.execute`` does before it waits: check, upload, price-check, submit once.
 
-Order matters and is deliberate:
+Cheapest first. What costs nothing is checked before what costs time or money, and every problem found
+before the upload arrives in one :class:`~airflow_provider_together.exceptions.TogetherConfigError`:
 
-a. the rendered config is validated statically; a bad config fails the task (no retry) before any HTTP;
-b. files given as paths are checked locally, uploaded once, and validated by Together;
-c. the model's limits are fetched and the config resolved against them;
-e. a job that a previous try already submitted with the same config is looked up and, if it is running
-   or completed, reused (this comes before the price check: reattaching costs nothing); a job an earlier
-   try was deferred on when a user cleared or marked the task is cancelled and replaced instead;
-d. only for a new submission, the price is estimated and checked against ``max_price_usd``;
+a. the operator's own arguments and the rendered config (static rules, no I/O); a local training file is
+   checked and hashed in one streaming read even when the config is already known to be wrong, so that a
+   user fixes both in one round;
+b. the model's limits (for ``from_checkpoint``, the parent job's model), the W&B / Hugging Face
+   connections, and the training data's kind against ``training_method`` and the model: read-only calls
+   and local facts;
+c. only then are local files uploaded (once per checksum) and validated by Together;
+d. a job that a previous try already submitted with the same config is looked up and, if running or
+   completed, reused (reattaching costs nothing, so it comes before the price check); a job an earlier try
+   was deferred on when a user cleared or marked the task is cancelled and replaced instead;
+e. only for a new submission, the price is estimated and checked against ``max_price_usd`` (fail closed);
 f. the job is submitted exactly once and its id recorded at once.
+
+An answer a retry cannot change (400/402/404/409/422, and 401/403 with a hint about the connection) fails
+the task at once (``AirflowFailException``); 408/429/5xx and transport errors stay retryable.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_together.exceptions import TogetherConfigError, TogetherFileRejectedError
+from airflow_provider_together.exceptions import (
+    TogetherAuthError,
+    TogetherBadRequestError,
+    TogetherConfigError,
+    TogetherFileRejectedError,
+    TogetherNotFoundError,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from airflow.providers.common.compat.sdk import Context
 
+    from airflow_provider_together._fine_tune.inputs import FileInput, FileResolver
     from airflow_provider_together.hooks import TogetherHook
     from airflow_provider_together.models import FineTuneConfig, FineTuneJob, ModelLimits
     from airflow_provider_together.operators import TogetherFineTuneOperator
 
-__all__ = ["build_config", "prepare_and_submit"]
+__all__ = ["build_config", "coerce_arguments", "final_api_errors", "prepare_and_submit"]
 
 log = logging.getLogger(__name__)
+
+Problem = tuple[str, str]
+FILE_FIELDS = ("training_file", "validation_file")
+
+
+def coerce_arguments(op: TogetherFineTuneOperator) -> list[Problem]:
+    """
+    Turn the rendered numeric arguments into numbers on the operator; return what is wrong with them.
+
+    They are template fields, so after rendering they may be strings (``"{{ var.value.cap }}"``).
+    """
+    problems: list[Problem] = []
+    for name, allow_none, positive in (
+        ("max_price_usd", True, False),
+        ("poll_interval", False, True),
+        ("timeout", True, True),
+    ):
+        raw = getattr(op, name)
+        if raw is None or (allow_none and raw == ""):
+            if not allow_none:
+                problems.append((name, "is required"))
+            setattr(op, name, None)
+            continue
+        seconds = getattr(raw, "total_seconds", None)
+        try:
+            value = float(seconds() if callable(seconds) else raw)
+        except (TypeError, ValueError):
+            problems.append((name, f"must be a number (got {raw!r})"))
+            continue
+        if isinstance(raw, bool) or not math.isfinite(value) or value < 0 or (positive and value == 0):
+            problems.append((name, f"must be a finite number {'>' if positive else '>='} 0 (got {raw!r})"))
+            continue
+        setattr(op, name, value)
+    return problems
 
 
 def build_config(op: TogetherFineTuneOperator) -> FineTuneConfig:
     """
     Merge ``config=`` with the flat keywords (flat wins) and validate statically, without any I/O.
 
-    :raises AirflowFailException: the config is invalid (every problem listed, each naming its field);
-        retrying cannot fix a config, so Airflow must not retry.
+    :raises TogetherConfigError: the config is invalid (every problem listed, each naming its field).
     """
     from airflow_provider_together._fine_tune.secrets import reject_inline_secrets
     from airflow_provider_together.models import FineTuneConfig
 
     flat = op.flat_options()
     base = op.config
-    try:
-        if isinstance(base, FineTuneConfig) and not flat:
-            return base
-        data: FineTuneConfig | dict[str, Any] | None = None
-        if isinstance(base, FineTuneConfig):
-            data = base
-        elif base is not None:
-            if not isinstance(base, dict):
-                raise TogetherConfigError(
-                    [("config", f"expected a dict or FineTuneConfig, got {type(base).__name__}")]
-                )
-            reject_inline_secrets(base)
-            data = _paths_as_text(base)
-        # parse() lays the flat keywords over the base option by option, replacing a group whose variant
-        # changes (``lora=False`` over a LoRA config), which a plain dict merge cannot do.
-        return FineTuneConfig.parse(data, **_paths_as_text(flat))
-    except TogetherConfigError as exc:
-        raise AirflowFailException(str(exc)) from exc
+    if isinstance(base, FineTuneConfig) and not flat:
+        return base
+    data: FineTuneConfig | dict[str, Any] | None = None
+    if isinstance(base, FineTuneConfig):
+        data = base
+    elif base is not None:
+        if not isinstance(base, dict):
+            raise TogetherConfigError(
+                [("config", f"expected a dict or FineTuneConfig, got {type(base).__name__}")]
+            )
+        reject_inline_secrets(base)
+        data = _paths_as_text(base)
+    # parse() lays the flat keywords over the base option by option, replacing a group whose variant
+    # changes (``lora=False`` over a LoRA config), which a plain dict merge cannot do.
+    return FineTuneConfig.parse(data, **_paths_as_text(flat))
 
 
 def _paths_as_text(options: dict[str, Any]) -> dict[str, Any]:
     """A path or ObjectStoragePath is resolved to a file id later; the static check sees its text."""
     out = dict(options)
-    for field in ("training_file", "validation_file"):
+    for field in FILE_FIELDS:
         if out.get(field) is not None and not isinstance(out[field], str):
             out[field] = str(out[field])
     return out
 
 
-def _raw(op: TogetherFineTuneOperator, config: FineTuneConfig, field: str) -> Any:
-    """The file argument as given (an ObjectStoragePath stays one), else the config's value."""
+def _raw_file(op: TogetherFineTuneOperator, field: str) -> Any:
+    """The file argument as given (an ObjectStoragePath stays one), else the one inside ``config=``."""
     value = getattr(op, field)
-    return value if value is not None else getattr(config, field)
+    if value is not None:
+        return value
+    config = op.config
+    return config.get(field) if isinstance(config, dict) else getattr(config, field, None)
 
 
-def _limits(hook: TogetherHook, config: FineTuneConfig) -> ModelLimits:
-    """Fetch the limits of the base model; for ``from_checkpoint`` the parent job's model."""
-    model = config.model
-    if not model and config.from_checkpoint:
-        parent = config.from_checkpoint.split(":", 1)[0]
-        model = hook.get_fine_tune(parent).model if parent.startswith("ft-") else parent
-    if not model:
-        raise TogetherConfigError([("model", "cannot tell which base model's limits apply")])
-    return hook.get_model_limits(model)
+@contextmanager
+def final_api_errors() -> Iterator[None]:
+    """
+    Fail the task at once on an answer that a retry cannot change; let transient ones through to Airflow.
 
-
-def _check_price(
-    op: TogetherFineTuneOperator, hook: TogetherHook, config: FineTuneConfig, limits: ModelLimits
-) -> None:
-    if config.from_checkpoint or config.from_hf_model:
-        # As the SDK does: Together cannot estimate a continued or imported model.
-        if op.max_price_usd is not None:
-            log.warning(
-                "max_price_usd=%s cannot be enforced: no price estimate when resuming a model",
-                op.max_price_usd,
-            )
-        return
-    estimate = hook.estimate_fine_tune_price(config.to_price_request(limits))
-    if not estimate.estimation_available:
-        reason = estimate.unavailable_reason or "unknown reason"
-        if (reason or "").endswith("_invalid"):
-            raise TogetherFileRejectedError(
-                f"Together will not train on this data ({reason}); not submitting"
-            )
-        if op.max_price_usd is not None:
-            raise AirflowFailException(
-                f"max_price_usd={op.max_price_usd} is set but Together gave no estimate ({reason}); not submitting"
-            )
-        log.warning("No price estimate available (%s)", reason)
-        return
-    price = estimate.estimated_total_price or 0.0
-    log.info(
-        "Estimated price: $%.2f (train tokens %s, eval tokens %s)",
-        price,
-        estimate.estimated_train_token_count,
-        estimate.estimated_eval_token_count,
-    )
-    if estimate.allowed_to_proceed is False:
-        log.warning(
-            "Together says the account may not cover $%.2f (limit $%s): the job may be cancelled for "
-            "insufficient funds. See https://api.together.ai/settings/profile",
-            price,
-            estimate.user_limit,
-        )
-    if op.max_price_usd is not None and price > float(op.max_price_usd):
+    400/402/404/409/422 carry Together's message; 401/403 also say where to look (the connection).
+    """
+    try:
+        yield
+    except TogetherAuthError as exc:
         raise AirflowFailException(
-            f"Estimated price ${price:.2f} exceeds max_price_usd=${float(op.max_price_usd):.2f}; not submitting"
-        )
+            f"{exc} -- Together refused the API key ({exc.status_code}): check the password (API key) and "
+            "host of the Together connection"
+        ) from exc
+    except (TogetherBadRequestError, TogetherNotFoundError) as exc:
+        raise AirflowFailException(str(exc)) from exc
+    except (TogetherConfigError, TogetherFileRejectedError) as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
+def _limits(hook: TogetherHook, config: FineTuneConfig) -> tuple[ModelLimits | None, list[Problem]]:
+    """Fetch the limits of the base model (for ``from_checkpoint`` the parent job's model)."""
+    field, model = "model", config.model
+    try:
+        if not model and config.from_checkpoint:
+            field = "from_checkpoint"
+            parent = config.from_checkpoint.split(":", 1)[0]
+            model = hook.get_fine_tune(parent).model if parent.startswith("ft-") else parent
+        if not model:
+            return None, [(field, "cannot tell which base model's limits apply")]
+        return hook.get_model_limits(model), []
+    except TogetherNotFoundError as exc:
+        what = "job" if field == "from_checkpoint" else "model available for fine-tuning"
+        return None, [(field, f"Together has no such {what} ({exc.message})")]
+
+
+def _local_problems(
+    resolver: FileResolver, op: TogetherFineTuneOperator, config: FineTuneConfig | None
+) -> tuple[dict[str, FileInput], list[Problem]]:
+    """Inspect each file argument; a local one is checked and hashed in a single read. Nothing is sent."""
+    inputs: dict[str, FileInput] = {}
+    problems: list[Problem] = []
+    for field in FILE_FIELDS:
+        value = _raw_file(op, field)
+        if value is None or value == "":
+            continue
+        item = resolver.inspect(value, field=field, lookup=config is not None)
+        inputs[field] = item
+        problems += item.problems
+    return inputs, problems
+
+
+def _check_before_upload(
+    op: TogetherFineTuneOperator, hook: TogetherHook, resolver: FileResolver
+) -> tuple[FineTuneConfig, ModelLimits, dict[str, FileInput], dict[str, str]]:
+    """
+    Steps a and b: every check that needs no upload, all problems raised together.
+
+    :return: the config (with file arguments as text), the model's limits, the inspected files and the
+        secret request fields.
+    :raises TogetherConfigError: listing every problem found, of every kind.
+    """
+    from airflow_provider_together._fine_tune.data_fit import data_problems
+    from airflow_provider_together._fine_tune.secrets import secret_request_fields
+
+    problems = coerce_arguments(op)
+    config: FineTuneConfig | None = None
+    try:
+        config = build_config(op)
+    except TogetherConfigError as exc:
+        problems += exc.problems
+    inputs, file_problems = _local_problems(resolver, op, config)
+    problems += file_problems
+    if config is None:
+        raise TogetherConfigError(problems)
+    secrets: dict[str, str] = {}
+    try:
+        secrets = secret_request_fields(wandb_conn_id=op.wandb_conn_id, hf_conn_id=op.hf_conn_id)
+    except TogetherConfigError as exc:
+        problems += exc.problems
+    limits, limit_problems = _limits(hook, config)
+    problems += limit_problems
+    if limits is not None:
+        try:
+            config.validate_against(limits)
+        except TogetherConfigError as exc:
+            problems += exc.problems
+    for field, item in inputs.items():
+        if item.report is not None and item.report.ok and item.path is not None:
+            problems += data_problems(field, item.path, item.report, config, limits)
+    if problems or limits is None:
+        raise TogetherConfigError(problems)
+    return config, limits, inputs, secrets
 
 
 def _not_before(context: Context) -> float:
@@ -150,10 +242,33 @@ def prepare_and_submit(op: TogetherFineTuneOperator, context: Context) -> FineTu
     """
     Run steps a-f and return the job to wait for (new, or reattached).
 
-    :raises AirflowFailException: invalid config, rejected file, or over budget (no retry helps).
+    :raises AirflowFailException: invalid config or data, rejected file, over budget, or an API answer a
+        retry cannot change.
     """
-    from airflow_provider_together._fine_tune.abandoned import is_live, stop_abandoned_job
     from airflow_provider_together._fine_tune.inputs import FileResolver
+
+    hook = op.hook
+    resolver = FileResolver(hook, context.get("task_state_store"), wait_timeout=op.file_wait_timeout)
+    with resolver, final_api_errors():
+        config, limits, inputs, secrets = _check_before_upload(op, hook, resolver)
+        # File validation usually takes seconds, not minutes: poll it faster than the job.
+        resolver.poll_interval = min(2.0, float(op.poll_interval))
+        # Step c: the first byte leaves the machine only now.
+        config = config.model_copy(update={field: resolver.upload(item) for field, item in inputs.items()})
+        return _submit(op, context, hook, config, limits, secrets)
+
+
+def _submit(
+    op: TogetherFineTuneOperator,
+    context: Context,
+    hook: TogetherHook,
+    config: FineTuneConfig,
+    limits: ModelLimits,
+    secrets: dict[str, str],
+) -> FineTuneJob:
+    """Steps d-f: reattach, or price-check and submit exactly once."""
+    from airflow_provider_together._fine_tune.abandoned import is_live, stop_abandoned_job
+    from airflow_provider_together._fine_tune.price import check_price
     from airflow_provider_together._fine_tune.reattach import (
         JobSearch,
         JobStateStore,
@@ -161,33 +276,11 @@ def prepare_and_submit(op: TogetherFineTuneOperator, context: Context) -> FineTu
         marker_suffix,
         submit_once,
     )
-    from airflow_provider_together._fine_tune.secrets import secret_request_fields
     from airflow_provider_together.models import Outcome, classify
 
-    config = build_config(op)
-    hook = op.hook
-    try:
-        resolver = FileResolver(
-            hook,
-            context.get("task_state_store"),
-            wait_timeout=op.file_wait_timeout,
-            poll_interval=min(2.0, float(op.poll_interval)),
-        )
-        updates = {
-            "training_file": resolver.resolve(_raw(op, config, "training_file"), field="training_file")
-        }
-        if config.validation_file:
-            updates["validation_file"] = resolver.resolve(
-                _raw(op, config, "validation_file"), field="validation_file"
-            )
-        config = config.model_copy(update=updates)
-        limits = _limits(hook, config)
-        # The fingerprint is taken before limits resolve defaults, so it depends on the user's config only.
-        fingerprint = config.fingerprint()
-        config = config.validate_against(limits)
-    except (TogetherConfigError, TogetherFileRejectedError) as exc:
-        raise AirflowFailException(str(exc)) from exc
-
+    # The fingerprint is taken before limits resolve defaults, so it depends on the user's config only.
+    fingerprint = config.fingerprint()
+    config = config.validate_against(limits)
     ti = context["ti"]
     map_index = getattr(ti, "map_index", -1)
     suffix = config.suffix or marker_suffix(
@@ -223,14 +316,7 @@ def prepare_and_submit(op: TogetherFineTuneOperator, context: Context) -> FineTu
                 previous.status_raw,
             )
 
-    try:
-        _check_price(op, hook, config, limits)
-    except (TogetherConfigError, TogetherFileRejectedError) as exc:
-        raise AirflowFailException(str(exc)) from exc
-    try:
-        secrets = secret_request_fields(wandb_conn_id=op.wandb_conn_id, hf_conn_id=op.hf_conn_id)
-    except TogetherConfigError as exc:
-        raise AirflowFailException(str(exc)) from exc
+    check_price(hook, config, limits, op.max_price_usd)
     if not config.suffix:
         # Deterministic, so a retry on Airflow < 3.3 (or after an ambiguous create) recognises the job.
         config = config.model_copy(update={"suffix": suffix})

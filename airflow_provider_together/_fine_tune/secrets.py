@@ -45,10 +45,26 @@ def reject_inline_secrets(config: Mapping[str, object]) -> None:
         raise TogetherConfigError(problems)
 
 
+def _not_found_errors() -> tuple[type[Exception], ...]:
+    """What ``get_connection`` raises for an unknown connection id (the Task SDK's class, or core's on 3.1)."""
+    found: list[type[Exception]] = []
+    for module in ("airflow.sdk.exceptions", "airflow.exceptions"):
+        try:
+            found.append(__import__(module, fromlist=["AirflowNotFoundException"]).AirflowNotFoundException)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
 def _password(conn_id: str, what: str) -> str:
     from airflow.providers.common.compat.sdk import BaseHook
 
-    password = BaseHook.get_connection(conn_id).password
+    try:
+        password = BaseHook.get_connection(conn_id).password
+    except _not_found_errors() as exc:
+        raise TogetherConfigError(
+            [(f"{what}_conn_id", f"connection {conn_id!r} does not exist ({type(exc).__name__})")]
+        ) from exc
     if not password:
         raise TogetherConfigError(
             [(f"{what}_conn_id", f"connection {conn_id!r} has no password (the {what} key)")]
@@ -57,11 +73,21 @@ def _password(conn_id: str, what: str) -> str:
 
 
 def secret_request_fields(*, wandb_conn_id: str | None, hf_conn_id: str | None) -> dict[str, str]:
-    """Return the secret request fields to merge into the POST /fine-tunes body (``wandb_key``, ``hf_api_token``)."""
+    """
+    Return the secret request fields to merge into the POST /fine-tunes body (``wandb_key``, ``hf_api_token``).
+
+    :raises TogetherConfigError: a connection is missing or has no password, naming each argument.
+    """
     fields: dict[str, str] = {}
-    if wandb_conn_id:
-        # Together's wire name is wandb_key (both SDKs send it), not the spec's wandb_api_key.
-        fields["wandb_key"] = _password(wandb_conn_id, "wandb")
-    if hf_conn_id:
-        fields["hf_api_token"] = _password(hf_conn_id, "hf")
+    problems: list[tuple[str, str]] = []
+    # Together's wire name is wandb_key (both SDKs send it), not the spec's wandb_api_key.
+    for conn_id, what, key in ((wandb_conn_id, "wandb", "wandb_key"), (hf_conn_id, "hf", "hf_api_token")):
+        if not conn_id:
+            continue
+        try:
+            fields[key] = _password(conn_id, what)
+        except TogetherConfigError as exc:
+            problems += exc.problems
+    if problems:
+        raise TogetherConfigError(problems)
     return fields

@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 
 from airflow_provider_together._transport.flow import GIB, MIB, Gather, Run, call, log, request
 from airflow_provider_together._transport.http import FileRegion, Spec, raise_error
-from airflow_provider_together._transport.settings import cleartext_safe
 from airflow_provider_together._transport.ops import get_file, one
+from airflow_provider_together._transport.settings import cleartext_safe
 from airflow_provider_together.exceptions import TogetherError, TogetherFileRejectedError
 from airflow_provider_together.models import FileObject
 
@@ -58,11 +58,14 @@ class LocalFile:
     sha256: str
 
 
-def inspect_file(path: Path) -> LocalFile:
+def inspect_file(path: Path, sha256: str | None = None) -> LocalFile:
     """
     Check the file's extension and size and hash it (sha256 in large blocks, constant memory).
 
     Runs in a worker thread on the async path: hashing gigabytes must not stall the event loop.
+
+    :param sha256: the digest when the caller already has it (the operator's checker computes it in the
+        same read as the check), so that gigabytes are not read once more.
     """
     file_type = FILE_TYPES.get(path.suffix.lower())
     if file_type is None:
@@ -79,6 +82,8 @@ def inspect_file(path: Path) -> LocalFile:
     if size == 0 or size > MAX_FILE_SIZE:
         rule = "is empty" if size == 0 else f"is larger than Together's {MAX_FILE_SIZE / GIB:.1f} GiB limit"
         raise TogetherFileRejectedError(f"{path.name} {rule}", file=str(path))
+    if sha256 is not None:
+        return LocalFile(path=path, name=path.name, size=size, file_type=file_type, sha256=sha256)
     digest = hashlib.sha256()
     buffer = bytearray(HASH_BLOCK)
     view = memoryview(buffer)
@@ -108,9 +113,11 @@ def checked_upload_url(url: str | None) -> str:
     raise TogetherError(f"Refusing to upload to {where}: Together returned an upload URL that is not https")
 
 
-def upload_file(ctx: Context, path: str | os.PathLike[str], purpose: str) -> Flow[FileObject]:
+def upload_file(
+    ctx: Context, path: str | os.PathLike[str], purpose: str, sha256: str | None = None
+) -> Flow[FileObject]:
     """Upload ``path`` for ``purpose``; return the file object (``processing_status`` may still be pending)."""
-    local: LocalFile = yield Run(inspect_file, (Path(path),))
+    local: LocalFile = yield Run(inspect_file, (Path(path), sha256))
     if local.size > ctx.uploads.multipart_threshold:
         return (yield from _multipart(ctx, local, purpose))
     form = {

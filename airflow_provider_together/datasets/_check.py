@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 
 from airflow_provider_together.datasets import _limits
+from airflow_provider_together.datasets._lines import BLOCK_SIZE, open_binary
 from airflow_provider_together.datasets._report import CheckError, CheckReport
 
 
 def check_file(
-    path: str | os.PathLike[str], purpose: str = "fine-tune", *, max_errors: int = 100
+    path: str | os.PathLike[str], purpose: str = "fine-tune", *, max_errors: int = 100, checksum: bool = False
 ) -> CheckReport:
     """Check a training (or evaluation) file the way Together's servers will, before uploading it.
 
@@ -24,6 +26,8 @@ def check_file(
         CSV rows in any shape), or another purpose of the Files API (``batch-api``, ``calibration``,
         ``eval-sample``, ... : JSON objects).
     :param max_errors: stop reading after this many errors; at least 1.
+    :param checksum: also compute the file's SHA-256 (``report.sha256``, what an upload sends), from the
+        same read as the check for JSONL and CSV; only a file that passed gets one.
     :return: the report; ``report.ok`` tells whether the file passed.
     """
     purpose = str(getattr(purpose, "value", purpose))  # a str-valued enum member is welcome too
@@ -65,8 +69,11 @@ def check_file(
     if info.st_size == 0:
         report.errors.append(CheckError(None, "file", "the file is empty"))
         return report
+    digest = _Checksum() if checksum else None
     try:
-        _check_contents(report, max_errors)
+        _check_contents(report, max_errors, digest)
+        if digest is not None and report.ok and not report.truncated:
+            report.sha256 = digest.hexdigest(name, info.st_size)
     except OSError as exc:  # unreadable (permissions, I/O error): a verdict on the file, not a crash
         report.errors.append(CheckError(None, "file", f"cannot be read: {exc.strerror or exc}"))
         return report
@@ -77,16 +84,38 @@ def check_file(
     return report
 
 
-def _check_contents(report: CheckReport, max_errors: int) -> None:
+class _Checksum:
+    """SHA-256 of the bytes the checker reads, counted so that a partial read is never taken for the file."""
+
+    def __init__(self) -> None:
+        self._sha = hashlib.sha256()
+        self.seen = 0
+
+    def update(self, data: bytes | memoryview) -> None:
+        self._sha.update(data)
+        self.seen += len(data)
+
+    def hexdigest(self, path: str, size: int) -> str:
+        """The digest of the whole file; read again only if the checker did not read it in order (Parquet)."""
+        if self.seen != size:
+            # pyarrow reads a Parquet file footer first and by column chunk, not front to back.
+            self._sha, self.seen = hashlib.sha256(), 0
+            with open_binary(path, self) as stream:
+                while stream.read(BLOCK_SIZE):
+                    pass
+        return self._sha.hexdigest()
+
+
+def _check_contents(report: CheckReport, max_errors: int, digest: _Checksum | None) -> None:
     """Read the file with the checker of its type (imported on demand: Parquet pulls in pyarrow)."""
     if report.file_type == "jsonl":
         from airflow_provider_together.datasets._jsonl import JsonlChecker
 
-        JsonlChecker(report, max_errors).run(report.path)
+        JsonlChecker(report, max_errors).run(report.path, digest=digest)
     elif report.file_type == "csv":
         from airflow_provider_together.datasets._csv import check_csv
 
-        check_csv(report, max_errors)
+        check_csv(report, max_errors, digest)
     else:
         from airflow_provider_together.datasets._parquet import check_parquet
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
-from typing import TYPE_CHECKING
+import io
+from typing import TYPE_CHECKING, Any
 
+from airflow_provider_together.datasets._lines import open_binary
 from airflow_provider_together.datasets._report import CheckError
 
 if TYPE_CHECKING:
@@ -13,11 +15,12 @@ if TYPE_CHECKING:
 _FIELD_SIZE_LIMIT = 2**31 - 1
 
 
-def check_csv(report: CheckReport, max_errors: int) -> None:
+def check_csv(report: CheckReport, max_errors: int, digest: Any = None) -> None:
     """Check the CSV file of ``report`` row by row, streaming, filling in the report.
 
     :param report: the report being built; its path, purpose and size are set.
     :param max_errors: stop after this many errors.
+    :param digest: a hashlib object fed with every byte read (the upload checksum, in the same pass).
     """
     if report.purpose != "eval":
         report.errors.append(
@@ -34,7 +37,7 @@ def check_csv(report: CheckReport, max_errors: int) -> None:
     # The limit is process-wide, so it is restored afterwards.
     previous_limit = csv.field_size_limit(_FIELD_SIZE_LIMIT)
     try:
-        with open(report.path, encoding="utf-8", newline="") as stream:
+        with io.TextIOWrapper(open_binary(report.path, digest), encoding="utf-8", newline="") as stream:
             reader = csv.reader(stream)
             header = next(reader, None)
             if header is None or not any(cell.strip() for cell in header):

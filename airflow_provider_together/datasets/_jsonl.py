@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from airflow_provider_together.datasets import _fast, _rules, _sample
-from airflow_provider_together.datasets._lines import BLOCK_SIZE, iter_line_blocks
+from airflow_provider_together.datasets._lines import BLOCK_SIZE, iter_line_blocks, open_binary
 from airflow_provider_together.datasets._report import CheckError
 
 if TYPE_CHECKING:
@@ -38,10 +38,10 @@ class JsonlChecker:
         self.text_bytes = 0
         self.line_no = 0
 
-    def run(self, path: str, block_size: int = BLOCK_SIZE) -> None:
-        """Check the file at ``path``, filling in the report."""
+    def run(self, path: str, block_size: int = BLOCK_SIZE, digest: Any = None) -> None:
+        """Check the file at ``path``, filling in the report; ``digest`` (hashlib) sees every byte read."""
         try:
-            with open(path, "rb") as stream:
+            with open_binary(path, digest) as stream:
                 for lines in iter_line_blocks(stream, block_size):
                     self._block(lines)
         except _StopCheck:

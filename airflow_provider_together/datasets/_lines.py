@@ -8,13 +8,48 @@ longest line, whatever the size of the file.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import io
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Iterator
     from typing import BinaryIO
 
 BLOCK_SIZE = 1 << 20  # see the module docstring
+
+
+class _DigestingRaw(io.RawIOBase):
+    """A raw reader that feeds every byte it returns to ``digest``: the checksum comes from the same read."""
+
+    def __init__(self, raw: io.FileIO, digest: Any) -> None:
+        super().__init__()
+        self._raw = raw
+        self._digest = digest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._raw.readinto(buffer) or 0
+        if n:
+            self._digest.update(memoryview(buffer)[:n])
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def open_binary(path: str | os.PathLike[str], digest: Any = None) -> BinaryIO:
+    """Open ``path`` for reading in large blocks; with ``digest`` (a hashlib object) every byte read feeds it.
+
+    The checker reads the whole file anyway, so hashing it on the way costs no second pass over gigabytes.
+    """
+    if digest is None:
+        return open(path, "rb")
+    raw = _DigestingRaw(io.FileIO(path, "rb"), digest)
+    return io.BufferedReader(raw, buffer_size=BLOCK_SIZE)
 
 
 def iter_line_blocks(stream: BinaryIO, block_size: int = BLOCK_SIZE) -> Iterator[list[bytes]]:

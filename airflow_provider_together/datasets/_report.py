@@ -57,6 +57,7 @@ class CheckReport:
     :param errors: the problems found, in file order, at most ``max_errors`` of them.
     :param truncated: ``True`` when the check stopped early because ``max_errors`` was reached; counts and
         flags then cover only the part of the file that was read.
+    :param sha256: the file's SHA-256 hex digest, when ``check_file(..., checksum=True)`` and it passed.
     """
 
     path: str
@@ -73,6 +74,7 @@ class CheckReport:
     estimated_tokens: int = 0
     errors: list[CheckError] = dataclasses.field(default_factory=list)
     truncated: bool = False
+    sha256: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -50,7 +50,7 @@ class AdminClient:
         Add a fault rule; returns it (with its ``id``).
 
         :param route: ``"POST /v1/fine-tunes"``, a route template, a concrete path or an fnmatch pattern.
-        :param kind: ``status``, ``latency``, ``drop`` or ``ambiguous``.
+        :param kind: ``status``, ``latency``, ``drop``, ``ambiguous`` or ``body`` (see ``emulator.faults``).
         :param options: ``status``, ``rate``, ``count``, ``latency_ms``, ``retry_after``, ``message``.
         """
         result: dict[str, Any] = self._call("POST", "/faults", {"route": route, "kind": kind, **options})[

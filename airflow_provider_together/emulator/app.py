@@ -100,6 +100,9 @@ class GatedRoute(APIRoute):
                 return Response(status_code=599)
             if decision.error is not None:
                 return error_response(decision.error)
+            if decision.raw is not None:
+                raw = decision.raw
+                return Response(raw.body or "", status_code=raw.status, media_type=raw.content_type)
             try:
                 response = await handler(request)
             except APIError as exc:

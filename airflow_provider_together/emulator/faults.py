@@ -8,7 +8,9 @@ fires with a probability (``rate``) and/or for a number of matching requests (``
 - ``status``: answer ``status`` (429 with ``Retry-After``, 500, 503 ...) in the API's error shape;
 - ``latency``: delay the answer by ``latency_ms`` (combines with the others);
 - ``drop``: close the socket without any response;
-- ``ambiguous``: do the work (e.g. commit the job), then answer 500, so a careless client resubmits.
+- ``ambiguous``: do the work (e.g. commit the job), then answer 500, so a careless client resubmits;
+- ``body``: answer ``status`` (default 200) with ``body`` as it is and ``content_type``, without doing the
+  work: an estimate with a null price, a proxy's HTML page, JSON of the wrong shape.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class FaultKind(str, Enum):
     LATENCY = "latency"
     DROP = "drop"
     AMBIGUOUS = "ambiguous"
+    BODY = "body"
 
 
 @dataclass
@@ -60,6 +63,8 @@ class FaultRule:
     :param latency_ms: added delay for ``latency``.
     :param retry_after: seconds for the ``Retry-After`` header (429/503).
     :param message: override of the error message.
+    :param body: for ``body``: the exact answer body (text).
+    :param content_type: for ``body``: its ``Content-Type``.
     """
 
     route: str = "*"
@@ -70,6 +75,8 @@ class FaultRule:
     latency_ms: float = 0.0
     retry_after: float | None = None
     message: str | None = None
+    body: str | None = None
+    content_type: str = "application/json"
     id: str = field(default_factory=lambda: f"fault-{uuid.uuid4().hex[:8]}")
     hits: int = 0
 
@@ -124,6 +131,7 @@ class Decision:
     error: APIError | None = None
     drop: bool = False
     ambiguous: APIError | None = None
+    raw: FaultRule | None = None
 
 
 class Faults:
@@ -160,9 +168,16 @@ class Faults:
             if rule.kind is FaultKind.LATENCY:
                 rule.hits += 1
                 decision.latency_s += rule.latency_ms / 1000.0
-            elif decision.error is None and not decision.drop and decision.ambiguous is None:
+            elif (
+                decision.error is None
+                and not decision.drop
+                and decision.ambiguous is None
+                and decision.raw is None
+            ):
                 rule.hits += 1
-                if rule.kind is FaultKind.DROP:
+                if rule.kind is FaultKind.BODY:
+                    decision.raw = rule
+                elif rule.kind is FaultKind.DROP:
                     decision.drop = True
                 elif rule.kind is FaultKind.AMBIGUOUS:
                     decision.ambiguous = FaultRule(status=rule.status or 500, message=rule.message).error()
@@ -186,14 +201,19 @@ def parse_fault_spec(text: str) -> FaultRule:
     Parse a ``--fault`` CLI value: ``ROUTE=KIND[:STATUS][,key=value...]``.
 
     Examples: ``"POST /v1/fine-tunes=ambiguous"``, ``"GET /v1/fine-tunes/*=status:429,count=3,retry_after=1"``,
-    ``"*=latency,latency_ms=50"``, ``"PUT *=drop,rate=0.1"``.
+    ``"*=latency,latency_ms=50"``, ``"PUT *=drop,rate=0.1"``,
+    ``'POST /v1/fine-tunes/estimate-price=body:200,count=1,body={"estimation_available": true}'``
+    (``body=`` takes the rest of the spec, commas included, so it comes last).
     """
     route, sep, rest = text.partition("=")
     if not sep:
         raise ValueError(f"fault spec {text!r} must look like ROUTE=KIND[:STATUS][,key=value...]")
+    rest, _, body = rest.partition(",body=") if not rest.startswith("body=") else ("", "", rest[5:])
     head, *options = rest.split(",")
     kind, _, status = head.partition(":")
     rule = FaultRule(route=route.strip(), kind=FaultKind(kind.strip()))
+    if rule.kind is FaultKind.BODY:
+        rule.status, rule.body = 200, body
     if status:
         rule.status = int(status)
     for option in options:
@@ -203,8 +223,8 @@ def parse_fault_spec(text: str) -> FaultRule:
             setattr(rule, key, float(value))
         elif key in ("count", "status"):
             setattr(rule, key, int(value))
-        elif key == "message":
-            rule.message = value
+        elif key in ("message", "content_type"):
+            setattr(rule, key, value)
         else:
             raise ValueError(f"unknown fault option {key!r} in {text!r}")
     return rule

@@ -32,12 +32,25 @@ async def _body(request: Request) -> Any:
 def _fault(spec: Any) -> FaultRule:
     if not isinstance(spec, dict):
         raise APIError(400, "a fault is a JSON object", param="body")
-    known = {"route", "kind", "status", "rate", "count", "latency_ms", "retry_after", "message"}
+    known = {
+        "route",
+        "kind",
+        "status",
+        "rate",
+        "count",
+        "latency_ms",
+        "retry_after",
+        "message",
+        "body",
+        "content_type",
+    }
     unknown = sorted(set(spec) - known)
     if unknown:
         raise APIError(400, f"unknown fault field(s): {', '.join(unknown)}", param=unknown[0])
     try:
-        rule = FaultRule(**{**spec, "kind": FaultKind(spec.get("kind", "status"))})
+        kind = FaultKind(spec.get("kind", "status"))
+        defaults = {"status": 200, "body": ""} if kind is FaultKind.BODY else {}
+        rule = FaultRule(**{**defaults, **spec, "kind": kind})
     except (TypeError, ValueError) as exc:
         raise APIError(400, f"invalid fault: {exc}", param="kind") from None
     if not 0.0 <= rule.rate <= 1.0:

@@ -196,3 +196,25 @@ def test_stall_in_the_queue(together_emulator: Emulator, api: httpx.Client) -> N
     assert queued["status"] == "queued"
     assert queued["queue_depth"] > 0
     assert queued["steps_completed"] == 0
+
+
+def test_a_body_fault_answers_exactly_what_it_was_given(
+    together_emulator: Emulator, api: httpx.Client
+) -> None:
+    together_emulator.admin.add_fault(
+        "GET /v1/fine-tunes", "body", count=1, body="<html>Bad gateway</html>", content_type="text/html"
+    )
+    together_emulator.admin.add_fault("POST /v1/fine-tunes/estimate-price", "body", status=200, body="{}")
+    page = api.get("/fine-tunes")
+    assert (page.status_code, page.text) == (200, "<html>Bad gateway</html>")
+    assert page.headers["content-type"].startswith("text/html")
+    assert api.get("/fine-tunes").json()["data"] == []  # count=1: the next answer is the real one
+    assert api.post("/fine-tunes/estimate-price", json={"training_file": "file-x"}).json() == {}
+    assert together_emulator.admin.jobs() == []
+
+
+def test_cli_body_fault_spec_keeps_commas_in_the_body() -> None:
+    rule = parse_fault_spec('POST /v1/fine-tunes/estimate-price=body:200,count=2,body={"a": 1, "b": null}')
+    assert (rule.kind, rule.status, rule.count) == (FaultKind.BODY, 200, 2)
+    assert rule.body == '{"a": 1, "b": null}'
+    assert parse_fault_spec("GET /v1/files=body,body=oops").status == 200

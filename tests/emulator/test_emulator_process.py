@@ -96,7 +96,8 @@ def test_state_survives_a_restart_and_jobs_keep_progressing(tmp_path: Path) -> N
         assert emu.port == port
         with _client(emu) as api:
             restored = api.get(f"/fine-tunes/{job['id']}").json()
-            assert restored["status"] in {"queued", "running"}
+            # Still live (how far it got depends on how long the restart took on a loaded machine).
+            assert restored["status"] not in {"completed", "error", "user_error", "cancelled", "pending"}
             assert api.get(f"/files/{file_id}").json()["processing_status"] == "COMPLETED"
             assert api.get(f"/files/{file_id}/content").content == conversation_lines(10)
             api.post(f"/fine-tunes/{job['id']}/cancel")
