@@ -6,7 +6,11 @@ PY := $(VENV)/bin/python
 UV := $(shell command -v uv 2>/dev/null)
 PYTEST_ARGS ?=
 
-.PHONY: venv browser test lint typecheck unit e2e demo airflow bench clean
+# The distributed Airflow (make cluster, make e2e-cluster) lives in its own venv, with Celery and Postgres drivers.
+CLUSTER_VENV ?= .venv-cluster
+CLUSTER_PY := $(CLUSTER_VENV)/bin/python
+
+.PHONY: venv browser test lint typecheck unit e2e demo airflow bench clean cluster-venv cluster-deps cluster e2e-cluster
 
 # The venv is rebuilt when pyproject.toml changes; uv is used when present, otherwise pip installs it.
 $(VENV)/.installed: pyproject.toml
@@ -30,7 +34,7 @@ typecheck: venv
 	$(VENV)/bin/mypy
 
 unit: venv
-	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not e2e and not cluster" $(PYTEST_ARGS)
 
 e2e: venv browser
 	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
@@ -46,6 +50,27 @@ airflow: venv
 
 bench: venv
 	$(PY) benchmarks/run_all.py
+
+$(CLUSTER_VENV)/.installed: pyproject.toml
+	@if [ -z "$(UV)" ]; then $(PYTHON) -m pip install --quiet --user uv || $(PYTHON) -m pip install --quiet uv; fi
+	@UVBIN=$$(command -v uv || echo "$(PYTHON) -m uv"); \
+	  $$UVBIN venv --quiet --allow-existing -p $(PYTHON) $(CLUSTER_VENV) && \
+	  $$UVBIN pip install --quiet -p $(CLUSTER_PY) -e '.[test,cluster]' 'apache-airflow==$(AIRFLOW_VERSION)'
+	@touch $@
+
+cluster-venv: $(CLUSTER_VENV)/.installed
+
+# Debian's postgresql (15) and redis-server, installed when missing; neither is started as a service.
+cluster-deps:
+	@bash dev/install_cluster_deps.sh
+
+# A distributed Airflow on 127.0.0.1 (Celery, PostgreSQL, Redis, 2 schedulers, 2 triggerers, 2 workers) with the
+# emulator; prints the UI URL, Ctrl-C stops everything.
+cluster: cluster-venv cluster-deps
+	$(CLUSTER_PY) dev/cluster.py
+
+e2e-cluster: cluster-venv cluster-deps
+	$(CLUSTER_PY) -m pytest -m cluster tests/cluster $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .airflow .pytest_cache .mypy_cache .ruff_cache
