@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_together._transport import client as _client
+from airflow_provider_together._transport import evals as _evals
 from airflow_provider_together._transport import ops as _ops
 from airflow_provider_together._transport import upload as _upload
 from airflow_provider_together._transport.drivers import arun_flow, run_flow
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from airflow_provider_together._transport.flow import Flow
     from airflow_provider_together.models import (
         Checkpoint,
+        EvaluationJob,
         FileObject,
         FineTuneEvent,
         FineTuneJob,
@@ -322,6 +324,50 @@ class TogetherHook(BaseHook):
     async def aget_fine_tune_metrics(self, job_id: str) -> list[dict[str, float]]:
         """Async twin of :meth:`get_fine_tune_metrics`."""
         return await self._arun(_ops.get_fine_tune_metrics, job_id)
+
+    # -- evaluations --------------------------------------------------------------------------------
+
+    def create_evaluation(self, request: Mapping[str, Any]) -> EvaluationJob:
+        """Submit ``EvaluationConfig.to_request()``; never resent once the server may have it (as a fine-tune)."""
+        return self._run(_evals.create_evaluation, request)
+
+    async def acreate_evaluation(self, request: Mapping[str, Any]) -> EvaluationJob:
+        """Async twin of :meth:`create_evaluation`."""
+        return await self._arun(_evals.create_evaluation, request)
+
+    def get_evaluation(self, evaluation_id: str) -> EvaluationJob:
+        """Return an evaluation with its type, status and results (read them with ``summary()``)."""
+        return self._run(_evals.get_evaluation, evaluation_id)
+
+    async def aget_evaluation(self, evaluation_id: str) -> EvaluationJob:
+        """Async twin of :meth:`get_evaluation` (the triggerer's poll)."""
+        return await self._arun(_evals.get_evaluation, evaluation_id)
+
+    def get_evaluation_status(self, evaluation_id: str) -> EvaluationJob:
+        """Return ``GET /evaluation/{id}/status``: status and raw results, without the type."""
+        return self._run(_evals.get_evaluation_status, evaluation_id)
+
+    async def aget_evaluation_status(self, evaluation_id: str) -> EvaluationJob:
+        """Async twin of :meth:`get_evaluation_status`."""
+        return await self._arun(_evals.get_evaluation_status, evaluation_id)
+
+    def list_evaluations(self, status: str | None = None, limit: int | None = None) -> list[EvaluationJob]:
+        """List evaluations, newest first as the server orders them (``limit`` defaults to 10 there)."""
+        return self._run(_evals.list_evaluations, status, limit)
+
+    async def alist_evaluations(
+        self, status: str | None = None, limit: int | None = None
+    ) -> list[EvaluationJob]:
+        """Async twin of :meth:`list_evaluations`."""
+        return await self._arun(_evals.list_evaluations, status, limit)
+
+    def download_evaluation_results(self, evaluation_id: str, dest: str | os.PathLike[str]) -> Path:
+        """Stream a completed evaluation's per-row result file to ``dest`` (a path or a directory)."""
+        return self._run(_evals.download_evaluation_results, evaluation_id, dest)
+
+    async def adownload_evaluation_results(self, evaluation_id: str, dest: str | os.PathLike[str]) -> Path:
+        """Async twin of :meth:`download_evaluation_results`."""
+        return await self._arun(_evals.download_evaluation_results, evaluation_id, dest)
 
 
 async def _aget_connection(conn_id: str) -> Any:

@@ -1,5 +1,5 @@
 """
-Pydantic models of the provider: the validated job config, the API's responses, and job statuses.
+Pydantic models of the provider: the validated job and evaluation configs, the API's responses, and statuses.
 
 Importing this package is cheap (pydantic only): no Airflow, httpx or ``together`` import, no network and
 no file access, because every DAG parse and every task run imports it. Airflow's exception module is
@@ -22,6 +22,18 @@ from airflow_provider_together.models._parts import (
     WandbConfig,
 )
 from airflow_provider_together.models.config import FineTuneConfig
+from airflow_provider_together.models.evaluation import (
+    ClassifyResults,
+    CompareResults,
+    EvaluationJob,
+    EvaluationResult,
+    ScoreResults,
+)
+from airflow_provider_together.models.evaluation_config import (
+    EvaluationConfig,
+    EvaluationModelConfig,
+    JudgeConfig,
+)
 from airflow_provider_together.models.responses import (
     Checkpoint,
     FileObject,
@@ -34,14 +46,27 @@ from airflow_provider_together.models.responses import (
     PriceEstimate,
     ValidationReport,
 )
-from airflow_provider_together.models.status import FileProcessingStatus, JobStatus, Outcome, classify
+from airflow_provider_together.models.status import (
+    EvaluationStatus,
+    FileProcessingStatus,
+    JobStatus,
+    Outcome,
+    classify,
+)
 
 __all__ = [
     "Checkpoint",
+    "ClassifyResults",
+    "CompareResults",
     "CosineScheduler",
     "CosineSchedulerArgs",
     "DPOMethod",
     "EarlyStoppingConfig",
+    "EvaluationConfig",
+    "EvaluationJob",
+    "EvaluationModelConfig",
+    "EvaluationResult",
+    "EvaluationStatus",
     "FileObject",
     "FileProcessingStatus",
     "FineTuneConfig",
@@ -51,6 +76,7 @@ __all__ = [
     "FullLimits",
     "FullTraining",
     "JobStatus",
+    "JudgeConfig",
     "LinearScheduler",
     "LinearSchedulerArgs",
     "LoRALimits",
@@ -60,6 +86,7 @@ __all__ = [
     "Outcome",
     "PriceEstimate",
     "SFTMethod",
+    "ScoreResults",
     "ValidationReport",
     "WandbConfig",
     "classify",

@@ -16,7 +16,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FileProcessingStatus", "JobStatus", "Outcome", "classify"]
+__all__ = ["EvaluationStatus", "FileProcessingStatus", "JobStatus", "Outcome", "classify"]
 
 
 class _TolerantStatus(str, Enum):
@@ -93,17 +93,58 @@ _OUTCOMES: dict[JobStatus, Outcome] = {
 }
 
 
+class EvaluationStatus(_TolerantStatus):
+    """
+    Status of an evaluation job (``EvaluationJob.status``): ``pending -> queued -> running -> completed``.
+
+    ``error`` and ``user_error`` (e.g. a dataset column no template uses) are the failures; evaluations cannot
+    be cancelled through the API, so there is no ``cancelled``. Unknown values become ``UNKNOWN``.
+    """
+
+    PENDING = "pending"
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    ERROR = "error"
+    USER_ERROR = "user_error"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the evaluation can no longer change."""
+        return _EVALUATION_OUTCOMES[self] is not Outcome.RUNNING
+
+
+_EVALUATION_OUTCOMES: dict[EvaluationStatus, Outcome] = {
+    EvaluationStatus.PENDING: Outcome.RUNNING,
+    EvaluationStatus.QUEUED: Outcome.RUNNING,
+    EvaluationStatus.RUNNING: Outcome.RUNNING,
+    EvaluationStatus.COMPLETED: Outcome.SUCCEEDED,
+    EvaluationStatus.ERROR: Outcome.FAILED,
+    EvaluationStatus.USER_ERROR: Outcome.FAILED,
+    # As for fine-tunes: a status added after this release means "keep waiting", bounded by the timeout.
+    EvaluationStatus.UNKNOWN: Outcome.RUNNING,
+}
+
+
 def classify(job_or_status: Any) -> Outcome:
     """
     Map a job (or its status) to the outcome the waiting task acts on.
 
-    The sync wait loop, the sensor's ``poke`` and the trigger's ``run`` all call this, so the status table
-    exists exactly once.
+    The sync wait loops, the sensor's ``poke`` and the trigger's ``run`` all call this, so the status tables
+    exist exactly once. Evaluations are told apart by their status type (:class:`EvaluationStatus`).
 
-    :param job_or_status: a :class:`~airflow_provider_together.models.FineTuneJob`, a :class:`JobStatus`,
-        or a raw status string (unknown strings count as running and are logged as a warning).
+    :param job_or_status: a :class:`~airflow_provider_together.models.FineTuneJob` or
+        :class:`~airflow_provider_together.models.EvaluationJob`, a :class:`JobStatus` or
+        :class:`EvaluationStatus`, or a raw fine-tuning status string (unknown strings count as running and
+        are logged as a warning).
     """
     raw = getattr(job_or_status, "status", job_or_status)
+    if isinstance(raw, EvaluationStatus):
+        if raw is EvaluationStatus.UNKNOWN:
+            shown = getattr(job_or_status, "status_raw", None) or raw
+            log.warning("Unknown evaluation status %r; treating the evaluation as still running.", shown)
+        return _EVALUATION_OUTCOMES[raw]
     status = raw if isinstance(raw, JobStatus) else JobStatus(raw)
     if status is JobStatus.UNKNOWN:
         shown = getattr(job_or_status, "status_raw", None) or raw
