@@ -110,6 +110,26 @@ class AdminClient:
         result: dict[str, Any] = self._call("GET", f"/jobs/{job_id}")
         return result
 
+    def evaluations(self) -> list[dict[str, Any]]:
+        """Every evaluation with ``status``, ``scenario``, ``rows`` and ``history``."""
+        result: list[dict[str, Any]] = self._call("GET", "/evaluations")["data"]
+        return result
+
+    def set_evaluation_quality(self, model: str, quality: float) -> None:
+        """Make the emulated judge rate ``model`` (an fnmatch pattern over model and column names) at ``quality``."""
+        self._call("POST", "/evaluations/quality", {"model": model, "quality": quality})
+
+    def clear_evaluation_quality(self) -> None:
+        """Every model back to the default quality (0.5)."""
+        self._call("DELETE", "/evaluations/quality")
+
+    def set_evaluation_scenario(self, eval_id: str, scenario: str, **params: Any) -> dict[str, Any]:
+        """Change how an existing evaluation ends (``error``, ``user_error``, ``stall``, ``unknown_status``)."""
+        result: dict[str, Any] = self._call(
+            "POST", f"/evaluations/{eval_id}/scenario", {"scenario": scenario, "params": params}
+        )
+        return result
+
     def requests(self) -> dict[str, int]:
         """Request counts per route key, e.g. ``{"POST /v1/fine-tunes": 1}``."""
         result: dict[str, int] = self._call("GET", "/requests")["routes"]

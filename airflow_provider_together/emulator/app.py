@@ -1,7 +1,7 @@
 """
 The FastAPI application: one gate in front of every API route (count, authenticate, inject faults), the
-API's error shape for every failure, and the routers of :mod:`.routes_files`, :mod:`.routes_jobs` and
-:mod:`.routes_admin`.
+API's error shape for every failure, and the routers of :mod:`.routes_files`, :mod:`.routes_jobs`,
+:mod:`.routes_evals` and :mod:`.routes_admin`.
 
 Routes return :class:`FastJSON` responses built from plain dicts: no response-model validation on the hot
 path, because a thousand polling triggers hit ``GET /v1/fine-tunes/{id}`` in the benchmarks.
@@ -143,7 +143,7 @@ def create_app(state: EmulatorState) -> FastAPI:
 
     :param state: the emulator state (owned by the caller, closed by the caller).
     """
-    from airflow_provider_together.emulator import routes_admin, routes_files, routes_jobs
+    from airflow_provider_together.emulator import routes_admin, routes_evals, routes_files, routes_jobs
 
     app = FastAPI(
         title="Together API emulator",
@@ -154,7 +154,9 @@ def create_app(state: EmulatorState) -> FastAPI:
     app.state.emulator = state
     app.include_router(routes_files.router)
     app.include_router(routes_jobs.router)
+    app.include_router(routes_evals.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_evals.admin)
     app.add_exception_handler(APIError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

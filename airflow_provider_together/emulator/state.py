@@ -1,5 +1,5 @@
 """
-The emulator's whole state: settings, clock, files, jobs, fault rules and request counts, plus the glue that
+The emulator's whole state: settings, clock, files, jobs, evaluations, fault rules and request counts, plus the glue that
 writes mutations to SQLite when ``--state`` is given.
 """
 
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_together.emulator.catalog import load_catalog
 from airflow_provider_together.emulator.clock import Clock
+from airflow_provider_together.emulator.evals import EvalStore
 from airflow_provider_together.emulator.faults import Faults
 from airflow_provider_together.emulator.files import FileRecord, FileStore
 from airflow_provider_together.emulator.jobs import JobRecord, JobStore, price_usd
@@ -85,6 +86,8 @@ class EmulatorState:
         self.files = FileStore(data_dir, self.clock)
         self.files.on_change = self.save_file
         self.jobs = JobStore(self.clock)
+        # Evaluations live in memory only (``--state`` keeps files, jobs and the clock).
+        self.evals = EvalStore(self.clock, self.files)
         if store is not None:
             self._load(store)
             self.save_meta()
@@ -133,6 +136,7 @@ class EmulatorState:
         for file_id in list(self.files.files):
             self.files.delete(file_id)
         self.jobs.jobs.clear()
+        self.evals.reset()
         self.faults.reset()
         self.counts.clear()
         self.settings = dataclasses.replace(self.initial)
