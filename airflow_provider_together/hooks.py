@@ -62,7 +62,8 @@ class TogetherHook(BaseHook):
 
     :param together_conn_id: the ``together`` connection: password = API key, host = base URL, extras
         ``request_timeout``, ``connect_timeout``, ``max_retries``, ``retry_delay``, ``retry_max_delay``,
-        ``max_concurrent_requests``, ``async_transport`` (``keepalive``, the default, or ``httpx``).
+        ``max_concurrent_requests``, ``async_transport`` (``aiohttp``, the default, or ``httpx``: what the
+        async client sends with) and ``ca_bundle`` (a PEM file of CAs to trust instead of certifi's).
     :param multipart_threshold: files larger than this many bytes upload in parts (default 5 GiB).
     :param part_size: target bytes per uploaded part (default 250 MiB).
     :param upload_concurrency: parts uploaded at once (default 4).

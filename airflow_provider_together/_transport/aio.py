@@ -25,7 +25,8 @@ streamed to httpx undecoded (httpx decodes gzip/deflate, so both async transport
 can be read, capped or dropped chunk by chunk); httpx's ``connect``, ``read`` and ``pool`` timeouts
 (aiohttp has no write timeout); proxies from ``HTTP(S)_PROXY`` / ``NO_PROXY`` (read once per transport,
 as httpx reads them once per client). It never follows redirects and keeps no cookies: the hook needs
-neither (the upload flow follows its own 302).
+neither (the upload flow follows its own 302). aiohttp itself resends an idempotent request (GET, PUT,
+DELETE) once, at once, when the connection drops before the answer (RFC 9112, 9.3.1); never a POST.
 """
 
 from __future__ import annotations
