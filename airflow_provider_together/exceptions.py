@@ -7,6 +7,7 @@ Callers branch on the exception *type* (and ``status_code``), never on message t
     ├── TogetherConfigError            the job config or an operator argument is invalid (no HTTP call made)
     ├── TogetherFileRejectedError      a training file failed the local check or the server's validation
     ├── TogetherFileNotReadyError      Together was still validating an uploaded file when the wait ran out
+    ├── TogetherEvaluationGateError    an evaluation's figure is below the gate (also AirflowFailException)
     ├── TogetherAPIError               the API answered with an error status
     │   ├── TogetherAuthError          401 / 403: missing, wrong or unauthorised API key
     │   ├── TogetherNotFoundError      404: unknown file, job or model
@@ -38,6 +39,7 @@ __all__ = [
     "TogetherBadRequestError",
     "TogetherConfigError",
     "TogetherError",
+    "TogetherEvaluationGateError",
     "TogetherFileNotReadyError",
     "TogetherFileRejectedError",
     "TogetherJobCancelledError",
@@ -103,6 +105,29 @@ class TogetherFileNotReadyError(TogetherError):
     def __init__(self, message: str, *, file: str | None = None, request_id: str | None = None) -> None:
         self.file = file
         super().__init__(message, request_id=request_id)
+
+
+class TogetherEvaluationGateError(TogetherError, AirflowFailException):
+    """
+    A completed evaluation scored below the gate, so the model must not be promoted.
+
+    Also an ``AirflowFailException``: a retry would pay for the same verdict. The operator raises
+    ``AirflowSkipException`` instead when ``soft_fail=True``.
+
+    :param evaluation_id: the Together evaluation id.
+    :param figure: the figure that failed (``win_rate``, ``pass_percentage``, ``mean_score``).
+    :param value: its value (``None`` when the evaluation produced none).
+    :param threshold: the gate's minimum.
+    """
+
+    def __init__(
+        self, message: str, *, evaluation_id: str, figure: str, value: float | None, threshold: float
+    ) -> None:
+        self.evaluation_id = evaluation_id
+        self.figure = figure
+        self.value = value
+        self.threshold = threshold
+        super().__init__(message)
 
 
 class TogetherAPIError(TogetherError):

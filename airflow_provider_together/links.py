@@ -1,5 +1,5 @@
 """
-The "Together fine-tuning job" extra link, shown on the fine-tune operator and the sensor.
+The "Together fine-tuning job" extra link (fine-tune operator and sensor) and the "Together evaluation" link.
 
 In Airflow 3 the API server never runs provider code to build a link: the worker evaluates
 :meth:`TogetherFineTuneJobLink.get_link` at the end of every attempt phase (including the one that
@@ -16,17 +16,37 @@ from airflow.providers.common.compat.sdk import BaseOperatorLink
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import BaseOperator, TaskInstanceKey
 
-__all__ = ["DASHBOARD_URL", "JOB_ID_XCOM_KEY", "JOB_URL_XCOM_KEY", "TogetherFineTuneJobLink", "job_url"]
+__all__ = [
+    "DASHBOARD_URL",
+    "EVALUATION_ID_XCOM_KEY",
+    "EVALUATION_URL",
+    "EVALUATION_URL_XCOM_KEY",
+    "JOB_ID_XCOM_KEY",
+    "JOB_URL_XCOM_KEY",
+    "TogetherEvaluationLink",
+    "TogetherFineTuneJobLink",
+    "evaluation_url",
+    "job_url",
+]
 
 #: The job page on Together's dashboard (what the v3 CLI prints after ``create``).
 DASHBOARD_URL = "https://api.together.ai/fine-tuning/{job_id}"
 JOB_ID_XCOM_KEY = "job_id"
 JOB_URL_XCOM_KEY = "job_url"
+#: An evaluation's result page (what the v3 CLI links to after ``tg evals create``).
+EVALUATION_URL = "https://api.together.ai/evaluations/result/{evaluation_id}"
+EVALUATION_ID_XCOM_KEY = "evaluation_id"
+EVALUATION_URL_XCOM_KEY = "evaluation_url"
 
 
 def job_url(job_id: str) -> str:
     """Return the dashboard URL of a fine-tuning job."""
     return DASHBOARD_URL.format(job_id=job_id)
+
+
+def evaluation_url(evaluation_id: str) -> str:
+    """Return the dashboard URL of an evaluation."""
+    return EVALUATION_URL.format(evaluation_id=evaluation_id)
 
 
 class TogetherFineTuneJobLink(BaseOperatorLink):
@@ -40,4 +60,17 @@ class TogetherFineTuneJobLink(BaseOperatorLink):
         from airflow.providers.common.compat.sdk import XCom
 
         url = XCom.get_value(key=JOB_URL_XCOM_KEY, ti_key=ti_key)
+        return url if isinstance(url, str) else ""
+
+
+class TogetherEvaluationLink(BaseOperatorLink):
+    """Link to the Together dashboard page of the evaluation, read from the task's ``evaluation_url`` XCom."""
+
+    name = "Together evaluation"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        """Return the evaluation URL pushed by the task, or ``""`` before an evaluation exists."""
+        from airflow.providers.common.compat.sdk import XCom
+
+        url = XCom.get_value(key=EVALUATION_URL_XCOM_KEY, ti_key=ti_key)
         return url if isinstance(url, str) else ""

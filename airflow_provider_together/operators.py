@@ -1,5 +1,5 @@
 """
-Operators for Together AI fine-tuning: the fine-tune itself, plus upload, cancel and checkpoint download.
+Operators for Together AI: the fine-tune itself, upload, cancel, checkpoint download, and the evaluation gate.
 
 Importing this module is cheap on purpose (a DAG file imports it on every parse): the hook, the pydantic
 models, httpx and the trigger are imported inside ``execute`` or the ``hook`` property, never at the top.
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_provider_together._evaluation.operator import TogetherEvaluationOperator
 from airflow_provider_together._fine_tune.config import default_deferrable
 from airflow_provider_together._fine_tune.job_operators import (
     TogetherCancelFineTuneOperator,
@@ -40,6 +41,7 @@ __all__ = [
     "FineTuneResult",
     "TogetherCancelFineTuneOperator",
     "TogetherDownloadCheckpointOperator",
+    "TogetherEvaluationOperator",
     "TogetherFineTuneOperator",
     "TogetherUploadFileOperator",
 ]

@@ -1,7 +1,10 @@
 """
-TogetherFineTuneTrigger: waits for a fine-tuning job in the triggerer, streaming its events to the task log.
+TogetherJobTrigger: waits in the triggerer for a Together job of a given kind (a fine-tuning job or an
+evaluation), streaming a fine-tune's events to the task log. ``TogetherFineTuneTrigger`` is its fine-tune form,
+with the kwargs serialized triggers already stored in users' databases.
 
-Design points (see docs/operators.md):
+What differs between kinds (how to read the job, its progress line, final event, whether it can be cancelled)
+is a ``JobKind`` (``_job_kinds``); everything below is shared. Design points (see docs/operators.md):
 
 * Fully async: every call goes through the hook's ``a*`` twins, which share one ``httpx.AsyncClient`` per
   event loop and fetch the connection with the async lookup. Nothing blocks the triggerer loop.
@@ -32,13 +35,11 @@ from airflow_provider_together._fine_tune.progress import (
     EventCursor,
     as_cursor,
     format_event,
-    format_progress,
     later_cursor,
     new_events,
-    terminal_payload,
-    timeout_payload,
 )
 from airflow_provider_together._fine_tune.reattach import comms_errors
+from airflow_provider_together._job_kinds import job_kind
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -47,9 +48,15 @@ if TYPE_CHECKING:
 
     from airflow_provider_together._fine_tune.payload import FineTuneEventPayload
     from airflow_provider_together.hooks import TogetherHook
-    from airflow_provider_together.models import FineTuneEvent, FineTuneJob
+    from airflow_provider_together.models import FineTuneEvent
 
-__all__ = ["CURSOR_XCOM_KEY", "TogetherFineTuneTrigger", "first_poll_delay", "seed_cursor_xcom"]
+__all__ = [
+    "CURSOR_XCOM_KEY",
+    "TogetherFineTuneTrigger",
+    "TogetherJobTrigger",
+    "first_poll_delay",
+    "seed_cursor_xcom",
+]
 
 
 _XCOM_ERRORS = comms_errors()
@@ -75,20 +82,22 @@ CANCEL_TIMEOUT_S = 20.0
 STATUS_TIMEOUT_S = 5.0
 
 
-def _event(payload: FineTuneEventPayload) -> TriggerEvent:
+def _event(payload: FineTuneEventPayload | dict[str, Any]) -> TriggerEvent:
     return TriggerEvent(payload)  # type: ignore[no-untyped-call]  # Airflow's TriggerEvent is untyped
 
 
-class TogetherFineTuneTrigger(BaseTrigger):
+class TogetherJobTrigger(BaseTrigger):
     """
-    Poll a Together fine-tuning job until it ends, then fire one event.
+    Poll a Together job of a given kind until it ends, then fire one event.
 
-    :param job_id: the Together job id (``ft-...``).
+    :param job_id: the Together job id (``ft-...``, or an evaluation's ``workflow_id``).
+    :param kind: ``fine-tune`` or ``evaluation`` (see ``_job_kinds``).
     :param together_conn_id: the Together connection; only its id travels, never the key.
     :param poll_interval: seconds between polls.
     :param end_time: wall-clock deadline (epoch seconds); past it the trigger fires a ``timeout`` event.
         ``None`` waits as long as Airflow lets it.
-    :param cancel_on_kill: cancel the job when a user kills the deferred task (Airflow 3.3+).
+    :param cancel_on_kill: cancel the job when a user kills the deferred task (Airflow 3.3+); ignored for kinds
+        the API cannot cancel (evaluations).
     :param event_cursor: position in the job's event log already written to the task log.
     :param max_consecutive_failures: transient API failures tolerated in a row before giving up; a
         blip must not fail the task, since a task retry costs a reattach round-trip at best.
@@ -100,6 +109,7 @@ class TogetherFineTuneTrigger(BaseTrigger):
         self,
         *,
         job_id: str,
+        kind: str = "fine-tune",
         together_conn_id: str = "together_default",
         poll_interval: float = 60.0,
         end_time: float | None = None,
@@ -110,6 +120,8 @@ class TogetherFineTuneTrigger(BaseTrigger):
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.job_id = job_id
+        self.kind = kind
+        self._kind = job_kind(kind)
         self.together_conn_id = together_conn_id
         self.poll_interval = float(poll_interval)
         self.end_time = None if end_time is None else float(end_time)
@@ -125,6 +137,7 @@ class TogetherFineTuneTrigger(BaseTrigger):
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
                 "job_id": self.job_id,
+                "kind": self.kind,
                 "together_conn_id": self.together_conn_id,
                 "poll_interval": self.poll_interval,
                 "end_time": self.end_time,
@@ -142,6 +155,7 @@ class TogetherFineTuneTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until the job ends or the deadline passes; yield exactly one event."""
+        kind = self._kind
         # Imported here, not at module top: the operator module imports this one lazily, and DAG parsing
         # must not pay for httpx-based hooks or pydantic models.
         import httpx
@@ -156,7 +170,8 @@ class TogetherFineTuneTrigger(BaseTrigger):
 
         transient = (TogetherTransportError, TogetherServerError, TogetherRateLimitError, httpx.HTTPError)
         hook = self._hook()
-        self.event_cursor = later_cursor(self.event_cursor, await self._load_persisted_cursor())
+        if kind.has_events:
+            self.event_cursor = later_cursor(self.event_cursor, await self._load_persisted_cursor())
         delay = first_poll_delay(self.poll_interval, self.first_poll_jitter)
         if delay > 0:
             # Never earlier than drawn: the first poll's floor (MIN_FIRST_POLL_DELAY_S) guards a scheduler race.
@@ -168,18 +183,19 @@ class TogetherFineTuneTrigger(BaseTrigger):
         started = time.monotonic()
         while True:
             if self.end_time is not None and time.time() >= self.end_time:
-                yield _event(timeout_payload(self.job_id, last_status, time.monotonic() - started))
+                yield _event(kind.timeout_payload(self.job_id, last_status, time.monotonic() - started))
                 return
             try:
-                job = await hook.aget_fine_tune(self.job_id)
-                events = await self._events(hook, job)
+                job = await kind.fetch(hook, self.job_id)
+                events = await kind.events(hook, self.job_id, job)
             except transient as exc:
                 failures += 1
                 if failures >= self.max_consecutive_failures:
                     yield _event(self._lost_contact(last_status, failures, exc))
                     return
                 self.log.warning(
-                    "Polling fine-tuning job %s failed (%d/%d in a row), retrying: %s",
+                    "Polling %s %s failed (%d/%d in a row), retrying: %s",
+                    kind.noun,
                     self.job_id,
                     failures,
                     self.max_consecutive_failures,
@@ -196,19 +212,13 @@ class TogetherFineTuneTrigger(BaseTrigger):
             await self._stream(events)
             outcome = classify(job)
             if outcome is not Outcome.RUNNING:
-                yield _event(await self._final_payload(hook, job, outcome, events))
+                yield _event(await kind.final_payload(hook, job, outcome, events, self.log))
                 return
-            progress = format_progress(job)
+            progress = kind.progress(job)
             if progress != last_progress:
                 self.log.info("%s", progress)
                 last_progress = progress
             await sleep_on_grid(self._sleep_for(), self.poll_interval)
-
-    async def _events(self, hook: TogetherHook, job: FineTuneJob) -> list[FineTuneEvent]:
-        # The full job object embeds its events; only a server that omits them costs a second request.
-        if "events" in job.model_fields_set:
-            return job.events
-        return await hook.alist_fine_tune_events(self.job_id)
 
     async def _stream(self, events: list[FineTuneEvent]) -> None:
         fresh, cursor = new_events(events, self.event_cursor)
@@ -219,30 +229,12 @@ class TogetherFineTuneTrigger(BaseTrigger):
         self.event_cursor = cursor
         await self._persist_cursor()
 
-    async def _final_payload(
-        self, hook: TogetherHook, job: FineTuneJob, outcome: Any, events: list[FineTuneEvent]
-    ) -> FineTuneEventPayload:
-        from airflow_provider_together._fine_tune.payload import result_from_job
-        from airflow_provider_together.exceptions import TogetherError
-        from airflow_provider_together.models import Outcome
-
-        result = None
-        if outcome is Outcome.SUCCEEDED:
-            try:
-                count: int | None = len(await hook.alist_fine_tune_checkpoints(self.job_id))
-            except TogetherError as exc:
-                # The model exists; a missing checkpoint count must not fail the task.
-                self.log.warning("Could not list checkpoints of %s: %s", self.job_id, exc)
-                count = None
-            result = result_from_job(job, count)
-        return terminal_payload(job, outcome, events, result)
-
     def _lost_contact(self, last_status: str, failures: int, exc: BaseException) -> FineTuneEventPayload:
         return {
             "status": "error",
             "job_id": self.job_id,
             "job_status": last_status,
-            "message": f"Lost track of fine-tuning job {self.job_id} after {failures} failed poll(s): {exc}",
+            "message": f"Lost track of {self._kind.noun} {self.job_id} after {failures} failed poll(s): {exc}",
             "result": None,
             "errors": [],
         }
@@ -298,9 +290,14 @@ class TogetherFineTuneTrigger(BaseTrigger):
 
     async def on_kill(self) -> None:
         """Cancel the job when a user killed the deferred task (Airflow 3.3+ calls this; cleanup never does)."""
+        if not self._kind.cancellable:
+            self.log.info(
+                "Task killed; %s %s keeps running (the API cannot cancel it)", self._kind.noun, self.job_id
+            )
+            return
         if not self.cancel_on_kill:
             self.log.info(
-                "Task killed; leaving fine-tuning job %s running (cancel_on_kill=False)", self.job_id
+                "Task killed; leaving %s %s running (cancel_on_kill=False)", self._kind.noun, self.job_id
             )
             return
         import httpx
@@ -309,27 +306,68 @@ class TogetherFineTuneTrigger(BaseTrigger):
 
         hook = self._hook()
         try:
-            job = await asyncio.wait_for(hook.acancel_fine_tune(self.job_id), timeout=CANCEL_TIMEOUT_S)
+            job = await asyncio.wait_for(self._kind.cancel(hook, self.job_id), timeout=CANCEL_TIMEOUT_S)
         except (TogetherError, httpx.HTTPError, asyncio.TimeoutError) as exc:
             # After a clear, the new try may already have cancelled the job itself (it does not wait for
             # this on_kill; see _abandoned.stop_abandoned_job): that is not a failure worth a warning.
             if await self._already_stopping(hook):
-                self.log.info("Task killed; fine-tuning job %s is already stopping or ended", self.job_id)
+                self.log.info("Task killed; %s %s is already stopping or ended", self._kind.noun, self.job_id)
             else:
-                self.log.warning("Could not cancel fine-tuning job %s on kill: %s", self.job_id, exc)
+                self.log.warning("Could not cancel %s %s on kill: %s", self._kind.noun, self.job_id, exc)
             return
         self.log.info(
-            "Task killed; cancel requested for fine-tuning job %s (status %s)", self.job_id, job.status_raw
+            "Task killed; cancel requested for %s %s (status %s)",
+            self._kind.noun,
+            self.job_id,
+            job.status_raw,
         )
 
     async def _already_stopping(self, hook: TogetherHook) -> bool:
         import httpx
 
-        from airflow_provider_together._fine_tune.abandoned import is_live
         from airflow_provider_together.exceptions import TogetherError
 
         try:
-            job = await asyncio.wait_for(hook.aget_fine_tune(self.job_id), timeout=STATUS_TIMEOUT_S)
+            job = await asyncio.wait_for(self._kind.fetch(hook, self.job_id), timeout=STATUS_TIMEOUT_S)
         except (TogetherError, httpx.HTTPError, asyncio.TimeoutError):
             return False
-        return not is_live(job)
+        return not self._kind.is_live(job)
+
+
+class TogetherFineTuneTrigger(TogetherJobTrigger):
+    """
+    :class:`TogetherJobTrigger` for a fine-tuning job, with the constructor kwargs it always had.
+
+    Kept as its own class path so that triggers serialized by earlier releases (stored in the metadata
+    database while their task is deferred) keep deserialising, and so that it serializes to the same kwargs.
+    """
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        together_conn_id: str = "together_default",
+        poll_interval: float = 60.0,
+        end_time: float | None = None,
+        cancel_on_kill: bool = True,
+        event_cursor: dict[str, Any] | None = None,
+        max_consecutive_failures: int = 5,
+        first_poll_jitter: float | None = None,
+    ) -> None:
+        super().__init__(
+            job_id=job_id,
+            kind="fine-tune",
+            together_conn_id=together_conn_id,
+            poll_interval=poll_interval,
+            end_time=end_time,
+            cancel_on_kill=cancel_on_kill,
+            event_cursor=event_cursor,
+            max_consecutive_failures=max_consecutive_failures,
+            first_poll_jitter=first_poll_jitter,
+        )
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Return the classpath and exactly the constructor kwargs (``kind`` is implied by the class)."""
+        path, kwargs = super().serialize()
+        kwargs.pop("kind")
+        return path, kwargs

@@ -60,7 +60,9 @@ def test_importing_operators_pulls_in_nothing_heavy(module: str) -> None:
     # The trigger (and its httpx-based hook) is only imported when a task actually defers.
     assert "airflow_provider_together.triggers" not in new
     ours = [m for m in new if m.startswith("airflow_provider_together")]
-    assert len(ours) <= 8, ours
+    # Ten: the package, links, the fine-tune operators' cheap helpers, and the evaluation operator's package
+    # and module (the rest of the evaluation internals load in execute()).
+    assert len(ours) <= 10, ours
 
 
 def test_importing_the_trigger_does_not_import_the_hook_or_models() -> None:

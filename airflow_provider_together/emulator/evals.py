@@ -353,8 +353,10 @@ class EvalStore:
                 b = self._good(record, p.get("model_b"), i, row) if p.get("model_b") is not None else False
                 verdicts.append({**row, "winner": "A" if a and not b else "B" if b and not a else "Tie"})
                 continue
-            good = self._good(record, p.get("model_to_evaluate") or "(judge only)", i, row)
-            draw = _hash01("verdict", record.id, i)
+            part = p.get("model_to_evaluate") or "(judge only)"
+            good = self._good(record, part, i, row)
+            # From the request and the row only: the same evaluation run twice gives the same figures.
+            draw = _hash01("verdict", p["judge"].get("model"), part, i, row)
             if record.type == "classify":
                 passing = [str(x) for x in p["labels"] if x in p["pass_labels"]] or [str(p["pass_labels"][0])]
                 failing = [str(x) for x in p["labels"] if x not in p["pass_labels"]] or passing
