@@ -15,6 +15,7 @@ Callers branch on the exception *type* (and ``status_code``), never on message t
     │   ├── TogetherBadRequestError    400 / 402 / 409 / 422: the API rejected the request (``param`` names the field)
     │   └── TogetherServerError        5xx after the retries ran out
     ├── TogetherTransportError         the request never got an answer (connect error, timeout) after retries
+    ├── TogetherResponseError          an answer that cannot be read: not JSON, wrong shape, cut short, too big
     ├── TogetherAmbiguousSubmitError   POST /fine-tunes may or may not have created a job: reconcile, do not resend
     └── TogetherJobError               a fine-tuning job ended badly
         ├── TogetherJobFailedError     status ``error`` or ``user_error``; carries Together's own messages
@@ -49,8 +50,10 @@ __all__ = [
     "TogetherJobUserError",
     "TogetherNotFoundError",
     "TogetherRateLimitError",
+    "TogetherResponseError",
     "TogetherServerError",
     "TogetherTransportError",
+    "transient_errors",
 ]
 
 
@@ -185,6 +188,38 @@ class TogetherTransportError(TogetherError):
     """No answer at all after the configured retries: connection refused or reset, or a timeout."""
 
 
+class TogetherResponseError(TogetherError):
+    """
+    Together (or something between it and us: a proxy, a load balancer) answered something unreadable.
+
+    Not JSON, JSON of the wrong shape, invalid UTF-8, a body cut short or larger than the cap, a redirect
+    the API never sends. For reads, polls and cancels it is transient (the hook resends; a waiting task
+    counts it against ``max_consecutive_failures``); for a job creation it means the job may exist, so the
+    hook raises :class:`TogetherAmbiguousSubmitError` instead and the operator reconciles.
+
+    :param method: the request's HTTP method.
+    :param path: the request's path under the base URL (never a presigned URL's signature).
+    :param status_code: the HTTP status of the answer.
+    :param body_start: the first bytes of the body, decoded leniently, secrets scrubbed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        path: str,
+        status_code: int,
+        body_start: str = "",
+        request_id: str | None = None,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.status_code = status_code  # type: ignore[assignment]  # an int, not only the HTTPStatus members
+        self.body_start = body_start
+        super().__init__(message, request_id=request_id)
+
+
 class TogetherAmbiguousSubmitError(TogetherError):
     """
     ``POST /fine-tunes`` got a 5xx or timed out after the request was sent: a job **may exist**.
@@ -241,3 +276,14 @@ class TogetherJobUserError(TogetherJobFailedError, AirflowFailException):
 
     It is also an ``AirflowFailException``, so Airflow fails the task without using up retries.
     """
+
+
+def transient_errors() -> tuple[type[TogetherError], ...]:
+    """
+    The errors a wait for a running job outlives: another poll may well succeed.
+
+    No answer (transport), 5xx, 429 after the hook's own retries, and an unreadable answer. The trigger,
+    the sensor and the worker's wait all count them against ``max_consecutive_failures``; anything else
+    (auth, not found, bad request) ends the wait at once.
+    """
+    return (TogetherTransportError, TogetherServerError, TogetherRateLimitError, TogetherResponseError)

@@ -53,6 +53,9 @@ class TogetherFineTuneSensor(BaseSensorOperator):
     :param poke_interval: seconds between polls, in every mode.
     :param cancel_on_kill: cancel the job when a user kills the deferred sensor (Airflow 3.3+). Off by
         default: the sensor did not start the job, so it does not own it.
+
+    A transient poll failure (no answer, 5xx, 429, an unreadable answer) is logged and the job polled again
+    at the next poke; five in a row (as in the trigger) fail the sensor.
     """
 
     template_fields: Sequence[str] = ("job_id", "together_conn_id")
@@ -125,11 +128,18 @@ class TogetherFineTuneSensor(BaseSensorOperator):
     def poke(self, context: Context) -> PokeReturnValue:
         """Return done with the summary when the job completed; raise when it failed or was cancelled."""
         from airflow_provider_together._fine_tune.progress import format_progress, terminal_payload
-        from airflow_provider_together._fine_tune.sync_wait import job_result
+        from airflow_provider_together._fine_tune.sync_wait import PollFailures, job_result
+        from airflow_provider_together.exceptions import transient_errors
         from airflow_provider_together.models import Outcome, classify
 
         context["ti"].xcom_push(key=JOB_URL_XCOM_KEY, value=job_url(self.job_id))
-        job = self.hook.get_fine_tune(self.job_id)
+        failures = self.__dict__.setdefault("_poll_failures", PollFailures(self.job_id, self.log))
+        try:
+            job = self.hook.get_fine_tune(self.job_id)
+        except transient_errors() as exc:
+            failures.failed(exc)
+            return PokeReturnValue(is_done=False)
+        failures.succeeded()
         outcome = classify(job)
         if outcome is Outcome.RUNNING:
             self.log.info("%s", format_progress(job))

@@ -160,15 +160,11 @@ class TogetherJobTrigger(BaseTrigger):
         # must not pay for httpx-based hooks or pydantic models.
         import httpx
 
-        from airflow_provider_together.exceptions import (
-            TogetherError,
-            TogetherRateLimitError,
-            TogetherServerError,
-            TogetherTransportError,
-        )
+        from airflow_provider_together.exceptions import TogetherError, transient_errors
         from airflow_provider_together.models import Outcome, classify
 
-        transient = (TogetherTransportError, TogetherServerError, TogetherRateLimitError, httpx.HTTPError)
+        # No answer, 5xx, 429 or an unreadable answer: the next poll may well work (counted in a row).
+        transient: tuple[type[Exception], ...] = (*transient_errors(), httpx.HTTPError)
         hook = self._hook()
         if kind.has_events:
             self.event_cursor = later_cursor(self.event_cursor, await self._load_persisted_cursor())

@@ -73,12 +73,17 @@ def new_events(
     if not events:
         return [], cursor
     fresh: list[FineTuneEvent] = []
-    seen_t = cursor["t"] if cursor else None
+    # A cursor whose time is None was taken at events without a usable time: those sort first (-inf).
+    seen_t = None if cursor is None else (cursor["t"] if cursor["t"] is not None else float("-inf"))
     seen_keys = set(cursor["keys"]) if cursor else set()
+    batch_keys: set[str] = set()
     for event in reversed(events):
-        t = _event_time(event)
-        if seen_t is not None and (t < seen_t or (t == seen_t and _event_key(event) in seen_keys)):
+        t, key = _event_time(event), _event_key(event)
+        if seen_t is not None and (t < seen_t or (t == seen_t and key in seen_keys)):
             break
+        if key in batch_keys:  # the same event listed twice: write it once
+            continue
+        batch_keys.add(key)
         fresh.append(event)
     if not fresh:
         return [], cursor

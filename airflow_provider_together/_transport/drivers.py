@@ -10,20 +10,23 @@ short path to aiohttp (``_transport.aio.AiohttpClient``).
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
+import httpx
+
+from airflow_provider_together._transport.body import BodyRefused, CappedBody
 from airflow_provider_together._transport.flow import MIB, Gather, Run, Send, Sleep
-from airflow_provider_together._transport.http import build_request
+from airflow_provider_together._transport.http import build_request, unreadable
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
-    import httpx
-
     from airflow_provider_together._transport.flow import Action, Flow
     from airflow_provider_together._transport.http import FileRegion, Spec
     from airflow_provider_together._transport.settings import TogetherSettings
+    from airflow_provider_together.exceptions import TogetherResponseError
 
 T = TypeVar("T")
 
@@ -74,8 +77,11 @@ def _send(client: httpx.Client, spec: Spec, settings: TogetherSettings) -> httpx
                 # No chunk_size: bytes hit the disk as they arrive, so a dropped stream keeps them for Range.
                 for chunk in response.iter_bytes():
                     sink.write(chunk)
-        else:
-            response.read()
+        elif not response.is_stream_consumed:  # (a mock transport hands over a response already read)
+            body = CappedRead(response, spec, settings)
+            for chunk in response.iter_raw():
+                body.feed(chunk)
+            return body.response()
     finally:
         response.close()
     return response
@@ -147,8 +153,11 @@ async def _asend(client: httpx.AsyncClient, spec: Spec, settings: TogetherSettin
                 # No chunk_size: bytes hit the disk as they arrive, so a dropped stream keeps them for Range.
                 async for chunk in response.aiter_bytes():
                     sink.write(chunk)
-        else:
-            await response.aread()
+        elif not response.is_stream_consumed:  # (a mock transport hands over a response already read)
+            body = CappedRead(response, spec, settings)
+            async for chunk in response.aiter_raw():
+                body.feed(chunk)
+            return body.response()
     finally:
         await response.aclose()
     return response
@@ -172,6 +181,63 @@ async def _agather(action: Gather, drive: Callable[[Flow[Any]], Awaitable[Any]])
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# -- bounded API answers (shared) -------------------------------------------------------------------
+
+
+class CappedRead:
+    """
+    Read an API answer's body within the connection's cap on its decoded size (``_transport.body``).
+
+    A refusal (too large, a coding we did not ask for, corrupt gzip) is the flow's unreadable-answer error.
+    The whole body must also arrive within ``request_timeout``: the read timeout of both transports is per
+    read, so a body trickling in a byte a second would otherwise hold the call (and a triggerer's
+    connection) forever. That case is a read timeout, like a silent server.
+    """
+
+    def __init__(self, response: httpx.Response, spec: Spec, settings: TogetherSettings) -> None:
+        self._response, self._spec, self._settings = response, spec, settings
+        self._deadline = time.monotonic() + settings.timeout
+        try:
+            self._body = CappedBody(response.headers.get("content-encoding", ""), settings.max_response_bytes)
+        except BodyRefused as exc:
+            raise self._refused(exc) from exc
+
+    def feed(self, chunk: bytes) -> None:
+        """Take the next raw chunk."""
+        if time.monotonic() > self._deadline:
+            raise httpx.ReadTimeout(
+                f"the answer's body did not arrive within request_timeout ({self._settings.timeout:g} s)",
+                request=self._response.request,
+            )
+        try:
+            self._body.feed(chunk)
+        except BodyRefused as exc:
+            raise self._refused(exc) from exc
+
+    def response(self) -> httpx.Response:
+        """The answer with its body read and decoded (so without ``Content-Encoding``), for the flow."""
+        try:
+            content = self._body.finish()
+        except BodyRefused as exc:
+            raise self._refused(exc) from exc
+        original = self._response
+        headers = [
+            (name, value)
+            for name, value in original.headers.raw
+            if name.lower() not in (b"content-encoding", b"content-length")
+        ]
+        return httpx.Response(
+            original.status_code,
+            headers=headers,
+            content=content,
+            request=original.request,
+            extensions=original.extensions,
+        )
+
+    def _refused(self, exc: BodyRefused) -> TogetherResponseError:
+        return unreadable(self._spec, self._response, str(exc), secret=self._settings.api_key)
 
 
 # -- local files (shared) ---------------------------------------------------------------------------

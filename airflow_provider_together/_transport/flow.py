@@ -16,8 +16,12 @@ import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
+
+from airflow_provider_together._transport.http import unreadable
+from airflow_provider_together.exceptions import TogetherResponseError
 
 if TYPE_CHECKING:
     from airflow_provider_together._transport.http import Spec
@@ -95,26 +99,59 @@ class Context:
     uploads: UploadOptions = field(default_factory=UploadOptions)
 
 
-def request(ctx: Context, spec: Spec) -> Flow[httpx.Response]:
+def request(
+    ctx: Context, spec: Spec, parse: Callable[[httpx.Response], T] | None = None
+) -> Flow[httpx.Response | T]:
     """
     Send ``spec`` until it succeeds, resending as ``ctx.policy`` decides; return the final response.
 
-    A response counts as success when it is 2xx or listed in ``spec.ok``; anything else ends as the mapped
-    exception once the policy says stop.
+    A response counts as success when it is 2xx or listed in ``spec.ok`` and, with ``parse``, when it
+    parses: an answer that cannot be read (``parse`` raised ``ValueError`` or ``TypeError``, which covers
+    JSON and pydantic errors; the driver refused a body over the size cap; a redirect the API never sends)
+    is a :class:`TogetherResponseError`, resent for reads and ambiguous for a job creation. Anything else
+    ends as the mapped exception once the policy says stop.
     """
     attempt = 0
     while True:
+        unread: TogetherResponseError | None = None
         try:
             response: httpx.Response = yield Send(spec)
         except httpx.TransportError as exc:
             delay = ctx.policy.after_error(spec, exc, attempt)
             reason = type(exc).__name__
+        except TogetherResponseError as exc:  # the driver would not read the body (over the cap)
+            unread = exc
+        except httpx.TooManyRedirects as exc:  # a download whose redirects loop
+            unread = TogetherResponseError(
+                f"{spec.describe()} redirected in a loop ({exc})",
+                method=spec.method,
+                path=spec.describe().split(" ", 1)[1],
+                status_code=0,
+            )
         else:
             status = response.status_code
             if 200 <= status < 300 or status in spec.ok:
-                return response
-            delay = ctx.policy.after_response(spec, response, attempt, secret=ctx.settings.api_key)
-            reason = str(status)
+                if parse is None:
+                    return response
+                try:
+                    return parse(response)
+                except (ValueError, TypeError) as exc:
+                    unread = unreadable(spec, response, _why(exc), secret=ctx.settings.api_key)
+            elif 300 <= status < 400:
+                where = response.headers.get("location", "nowhere")
+                reason = f"a {status} redirect to {urlsplit(where)._replace(query='').geturl()!r}"
+                unread = unreadable(
+                    spec,
+                    response,
+                    f"{reason}; the Together API does not redirect",
+                    secret=ctx.settings.api_key,
+                )
+            else:
+                delay = ctx.policy.after_response(spec, response, attempt, secret=ctx.settings.api_key)
+                reason = str(status)
+        if unread is not None:
+            delay = ctx.policy.after_unreadable(spec, unread, attempt)
+            reason = unread.message
         attempt += 1
         log.warning(
             "%s failed (%s); retry %d of %d in %.2f s",
@@ -128,6 +165,22 @@ def request(ctx: Context, spec: Spec) -> Flow[httpx.Response]:
 
 
 def call(ctx: Context, spec: Spec, parse: Callable[[httpx.Response], T]) -> Flow[T]:
-    """:func:`request`, then ``parse`` the successful response."""
-    response = yield from request(ctx, spec)
-    return parse(response)
+    """:func:`request` with ``parse``: the parsed answer, or :class:`TogetherResponseError` once retries ran out."""
+    result = yield from request(ctx, spec, parse)
+    return result  # type: ignore[return-value]  # with parse, request() returns parse's value
+
+
+def _why(exc: BaseException) -> str:
+    """A short reason for a parse failure: pydantic's first error, or the JSON decoder's message."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            first = errors()[0]
+        except (IndexError, TypeError):
+            first = None
+        if isinstance(first, dict):
+            loc = ".".join(str(part) for part in first.get("loc", ())) or "body"
+            return f"{loc}: {first.get('msg', 'invalid')}; not the expected shape"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not valid UTF-8 at byte {exc.start}"
+    return f"{type(exc).__name__}: {exc}"

@@ -25,6 +25,7 @@ from airflow_provider_together.exceptions import (
     TogetherBadRequestError,
     TogetherNotFoundError,
     TogetherRateLimitError,
+    TogetherResponseError,
     TogetherServerError,
 )
 
@@ -75,6 +76,8 @@ class Spec:
     :param retry: how it may be resent (see :class:`Retry`).
     :param ok: extra statuses that are answers, not errors (``302``/``409`` of the upload-URL request).
     :param external: an absolute presigned URL: no ``Authorization`` header is sent to it.
+    :param follow_redirects: follow 3xx answers (downloads only: the API itself never redirects, so a
+        redirect on an API call is an unreadable answer, not a hop to follow).
     :param body: a file range streamed as the body, with ``Content-Length`` (never chunked).
     :param sink: stream a 200/206 response body into this file instead of memory.
     :param resume_from: where a 206 body starts in ``sink`` (a 200 rewrites the file from byte 0).
@@ -90,7 +93,7 @@ class Spec:
     retry: Retry = Retry.IDEMPOTENT
     ok: frozenset[int] = frozenset()
     external: bool = False
-    follow_redirects: bool = True
+    follow_redirects: bool = False
     body: FileRegion | None = None
     sink: Path | None = None
     resume_from: int = 0
@@ -205,6 +208,36 @@ def error_for_response(response: httpx.Response, *, secret: str = "", context: s
         param=param,
         code=code,
         body=body,
+    )
+
+
+#: How much of an unreadable body an error message quotes.
+BODY_START = 200
+
+
+def unreadable(
+    spec: Spec, response: httpx.Response, reason: str, *, secret: str = ""
+) -> TogetherResponseError:
+    """
+    The error for an answer that cannot be read as ``spec`` expects, quoting its first bytes (scrubbed).
+
+    :param reason: what is wrong, in a few words ("not JSON", "cut short", the validation error...).
+    """
+    try:
+        start = response.content[:BODY_START].decode("utf-8", "replace")
+    except httpx.ResponseNotRead:  # refused before the body was read (too large)
+        start = ""
+    start = redact(start, secret)
+    reason = redact(reason, secret)
+    status = response.status_code
+    quoted = f"; the body starts {start!r}" if start else ""
+    return TogetherResponseError(
+        f"{spec.describe()} answered {status} with an unreadable body ({reason[:_MAX_MESSAGE]}){quoted}",
+        method=spec.method,
+        path=spec.describe().split(" ", 1)[1],
+        status_code=status,
+        body_start=start,
+        request_id=request_id(response.headers),
     )
 
 

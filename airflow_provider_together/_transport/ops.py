@@ -21,12 +21,13 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
-from airflow_provider_together._transport.flow import Run, Send, Sleep, call, log, request
+from airflow_provider_together._transport.flow import Run, Send, Sleep, call, log
 from airflow_provider_together._transport.http import Retry, Spec
 from airflow_provider_together.exceptions import (
     TogetherConfigError,
     TogetherFileNotReadyError,
     TogetherFileRejectedError,
+    TogetherResponseError,
 )
 from airflow_provider_together.models import (
     Checkpoint,
@@ -62,12 +63,21 @@ def one(model: type[M]) -> Callable[[httpx.Response], M]:
 
 
 def many(model: type[M], key: str = "data") -> Callable[[httpx.Response], list[M]]:
-    """Parser of ``{"data": [...]}`` (or a bare list, which older API generations sent)."""
+    """
+    Parser of ``{"data": [...]}`` (or a bare list, which older API generations sent).
+
+    ``{"data": null}`` or a missing key is an empty list; anything else that is not a list is refused
+    (``ValueError``), so that the flow reports an unreadable answer instead of iterating a string.
+    """
 
     def parse(response: httpx.Response) -> list[M]:
         body = json.loads(response.content)
         items = body.get(key) if isinstance(body, dict) else body
-        return [model.model_validate(item) for item in items or ()]
+        if items is None:
+            return []
+        if not isinstance(items, list):
+            raise ValueError(f"expected a list under {key!r}, got {type(items).__name__}")
+        return [model.model_validate(item) for item in items]
 
     return parse
 
@@ -96,7 +106,12 @@ def delete_file(ctx: Context, file_id: str) -> Flow[None]:
 
 def download_file_content(ctx: Context, file_id: str, dest: str | os.PathLike[str]) -> Flow[Path]:
     """``GET /files/{id}/content`` streamed to ``dest`` (a file, or a directory to put ``file_id`` in)."""
-    spec = Spec("GET", f"/files/{segment('file_id', file_id)}/content", headers={"Accept": "*/*"})
+    spec = Spec(
+        "GET",
+        f"/files/{segment('file_id', file_id)}/content",
+        headers={"Accept": "*/*"},
+        follow_redirects=True,
+    )
     return download(ctx, spec, Path(dest), lambda response: _disposition(response) or file_id)
 
 
@@ -202,7 +217,8 @@ def download_fine_tune(
         params["checkpoint"] = checkpoint
     if step is not None:
         params["checkpoint_step"] = int(step)
-    spec = Spec("GET", "/finetune/download", params=params, headers={"Accept": "*/*"})
+    # Downloads may be served from elsewhere (a storage redirect): the one kind of call that follows 3xx.
+    spec = Spec("GET", "/finetune/download", params=params, headers={"Accept": "*/*"}, follow_redirects=True)
     stem = f"{job_id}-checkpoint-{step}" if step else job_id
 
     def name(response: httpx.Response) -> str:
@@ -214,8 +230,7 @@ def download_fine_tune(
 
 def check_connection(ctx: Context) -> Flow[str]:
     """A cheap authenticated read (``GET /fine-tunes``) proving the key and base URL work."""
-    response = yield from request(ctx, Spec("GET", "/fine-tunes"))
-    count = len(many(FineTuneJob)(response))
+    count = len((yield from call(ctx, Spec("GET", "/fine-tunes"), many(FineTuneJob))))
     return f"Connected to Together AI at {ctx.settings.base_url} ({count} fine-tuning job(s) visible)"
 
 
@@ -241,6 +256,13 @@ def download(ctx: Context, spec: Spec, dest: Path, name_for: Callable[[httpx.Res
         headers = {**(spec.headers or {}), "Range": f"bytes={have}-"} if have else spec.headers
         try:
             response = yield Send(replace(spec, sink=part, headers=headers, resume_from=have))
+        except httpx.TooManyRedirects as exc:
+            raise TogetherResponseError(
+                f"{spec.describe()} redirected in a loop ({exc})",
+                method=spec.method,
+                path=spec.url,
+                status_code=0,
+            ) from exc
         except httpx.TransportError as exc:
             size = yield Run(_size, (part,))
             if size > have:

@@ -21,7 +21,11 @@ from typing import TYPE_CHECKING
 import httpx
 
 from airflow_provider_together._transport.http import Retry, error_for_response, request_id
-from airflow_provider_together.exceptions import TogetherAmbiguousSubmitError, TogetherTransportError
+from airflow_provider_together.exceptions import (
+    TogetherAmbiguousSubmitError,
+    TogetherResponseError,
+    TogetherTransportError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -135,4 +139,23 @@ class RetryPolicy:
             raise TogetherTransportError(
                 f"{spec.describe()} failed after {attempt + 1} attempt(s): {name}: {exc}"
             ) from exc
+        return self.backoff(attempt)
+
+    def after_unreadable(self, spec: Spec, error: TogetherResponseError, attempt: int) -> float:
+        """
+        Return the delay before resending ``spec`` after an unreadable answer; raise if it is final.
+
+        A proxy's error page or a truncated body is usually gone on the next try, so reads, polls and
+        cancels are resent like after a 5xx. A job creation is not: the server answered, so the job may
+        exist, and the operator must look for it (:class:`TogetherAmbiguousSubmitError`).
+        """
+        if spec.retry is Retry.SUBMIT:
+            raise TogetherAmbiguousSubmitError(
+                f"{error.message}: the fine-tuning job may or may not have been created, so it was not "
+                "resent. Look for it in the job list.",
+                status_code=error.status_code,
+                request_id=error.request_id,
+            ) from error
+        if attempt >= self.max_retries:
+            raise error
         return self.backoff(attempt)

@@ -43,6 +43,8 @@ class TogetherSettings:
         (``_transport.aio``), or ``httpx``, httpx's own transport.
     :param ca_bundle: a PEM file of the CAs to trust instead of certifi's (``extra.ca_bundle``), for both
         clients.
+    :param max_response_mb: the most MiB of *decoded* body an API answer may have (``extra.max_response_mb``,
+        default 32); past it the call fails without reading or inflating the rest. Downloads are not capped.
     """
 
     base_url: str = DEFAULT_BASE_URL
@@ -55,6 +57,12 @@ class TogetherSettings:
     max_in_flight: int = 8
     async_transport: str = "aiohttp"
     ca_bundle: str | None = None
+    max_response_mb: float = 32.0
+
+    @property
+    def max_response_bytes(self) -> int:
+        """:attr:`max_response_mb` in bytes."""
+        return int(self.max_response_mb * (1 << 20))
 
     def httpx_timeout(self, *, read: float | None = None) -> httpx.Timeout:
         """The httpx timeout for one request; ``read`` overrides the read timeout (uploads wait longer)."""
@@ -69,6 +77,7 @@ _EXTRAS: tuple[tuple[str, str, type, float], ...] = (
     ("retry_delay", "retry_delay", float, 0),
     ("retry_max_delay", "retry_max_delay", float, 0),
     ("max_concurrent_requests", "max_in_flight", int, 1),
+    ("max_response_mb", "max_response_mb", float, 1e-6),
 )
 ASYNC_TRANSPORTS = ("aiohttp", "httpx")
 # Accepted for one release: 0.1.0's own HTTP/1.1 transport, replaced by aiohttp.

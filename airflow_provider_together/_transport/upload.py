@@ -202,10 +202,16 @@ def _multipart(ctx: Context, local: LocalFile, purpose: str) -> Flow[FileObject]
             "file_id": file_id,
             "parts": sorted(tags, key=lambda p: p["part_number"]),
         }
-        response = yield from request(ctx, Spec("POST", "/files/multipart/complete", json=done))
+        complete = Spec("POST", "/files/multipart/complete", json=done)
+        file: FileObject = yield from call(ctx, complete, _completed_file)
     except Exception:
         yield from _abort(ctx, upload_id, file_id)
         raise
+    return file
+
+
+def _completed_file(response: httpx.Response) -> FileObject:
+    """The file object of ``multipart/complete``: bare, or under ``file``."""
     result = _json(response)
     return FileObject.model_validate(result.get("file") if isinstance(result.get("file"), dict) else result)
 

@@ -20,6 +20,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from airflow_provider_together.emulator import hostile
 from airflow_provider_together.emulator.errors import APIError
 
 if TYPE_CHECKING:
@@ -101,8 +102,7 @@ class GatedRoute(APIRoute):
             if decision.error is not None:
                 return error_response(decision.error)
             if decision.raw is not None:
-                raw = decision.raw
-                return Response(raw.body or "", status_code=raw.status, media_type=raw.content_type)
+                return hostile.replacement(decision.raw, request.url.path)
             try:
                 response = await handler(request)
             except APIError as exc:
@@ -113,6 +113,9 @@ class GatedRoute(APIRoute):
             if decision.ambiguous is not None:
                 # The work is done and committed; only the answer is lost.
                 return error_response(decision.ambiguous)
+            if decision.mangle is not None:
+                # The work is done too; only the answer arrives broken.
+                return hostile.mangled(decision.mangle, response, request.scope.get(TRANSPORT_KEY))
             return response
 
         return gated

@@ -9,8 +9,16 @@ fires with a probability (``rate``) and/or for a number of matching requests (``
 - ``latency``: delay the answer by ``latency_ms`` (combines with the others);
 - ``drop``: close the socket without any response;
 - ``ambiguous``: do the work (e.g. commit the job), then answer 500, so a careless client resubmits;
-- ``body``: answer ``status`` (default 200) with ``body`` as it is and ``content_type``, without doing the
-  work: an estimate with a null price, a proxy's HTML page, JSON of the wrong shape.
+- ``body``: answer ``status`` (default 200) with ``body`` as it is (or ``body_b64``, raw bytes such as
+  invalid UTF-8) and ``content_type``, without doing the work: an estimate with a null price, a proxy's
+  HTML page, JSON of the wrong shape, a job whose status went back from a terminal one, events with
+  duplicate or missing timestamps;
+- ``truncate``: do the work, then send the answer with a ``Content-Length`` larger than its body, half
+  of the body, and close;
+- ``slow``: do the work, then send the answer ``bytes_per_second`` bytes a second;
+- ``gzip_bomb``: answer ``status`` (default 200) with a gzip body of about 1 MiB per GiB that inflates to
+  ``size_mb`` MiB (default 1024), without doing the work;
+- ``redirect``: answer 302 to the same path (a redirect loop), without doing the work.
 """
 
 from __future__ import annotations
@@ -48,6 +56,15 @@ class FaultKind(str, Enum):
     DROP = "drop"
     AMBIGUOUS = "ambiguous"
     BODY = "body"
+    TRUNCATE = "truncate"
+    SLOW = "slow"
+    GZIP_BOMB = "gzip_bomb"
+    REDIRECT = "redirect"
+
+
+#: Kinds that answer instead of the route (the work is not done) and kinds that mangle its real answer.
+REPLACING = frozenset({FaultKind.BODY, FaultKind.GZIP_BOMB, FaultKind.REDIRECT})
+MANGLING = frozenset({FaultKind.TRUNCATE, FaultKind.SLOW})
 
 
 @dataclass
@@ -64,7 +81,10 @@ class FaultRule:
     :param retry_after: seconds for the ``Retry-After`` header (429/503).
     :param message: override of the error message.
     :param body: for ``body``: the exact answer body (text).
+    :param body_b64: for ``body``: the exact answer body as base64 (bytes that are not text).
     :param content_type: for ``body``: its ``Content-Type``.
+    :param size_mb: for ``gzip_bomb``: MiB the body inflates to.
+    :param bytes_per_second: for ``slow``: how fast the answer trickles.
     """
 
     route: str = "*"
@@ -76,7 +96,10 @@ class FaultRule:
     retry_after: float | None = None
     message: str | None = None
     body: str | None = None
+    body_b64: str | None = None
     content_type: str = "application/json"
+    size_mb: float = 1024.0
+    bytes_per_second: float = 1.0
     id: str = field(default_factory=lambda: f"fault-{uuid.uuid4().hex[:8]}")
     hits: int = 0
 
@@ -132,6 +155,7 @@ class Decision:
     drop: bool = False
     ambiguous: APIError | None = None
     raw: FaultRule | None = None
+    mangle: FaultRule | None = None
 
 
 class Faults:
@@ -173,10 +197,13 @@ class Faults:
                 and not decision.drop
                 and decision.ambiguous is None
                 and decision.raw is None
+                and decision.mangle is None
             ):
                 rule.hits += 1
-                if rule.kind is FaultKind.BODY:
+                if rule.kind in REPLACING:
                     decision.raw = rule
+                elif rule.kind in MANGLING:
+                    decision.mangle = rule
                 elif rule.kind is FaultKind.DROP:
                     decision.drop = True
                 elif rule.kind is FaultKind.AMBIGUOUS:
@@ -212,18 +239,18 @@ def parse_fault_spec(text: str) -> FaultRule:
     head, *options = rest.split(",")
     kind, _, status = head.partition(":")
     rule = FaultRule(route=route.strip(), kind=FaultKind(kind.strip()))
-    if rule.kind is FaultKind.BODY:
-        rule.status, rule.body = 200, body
+    if rule.kind in (FaultKind.BODY, FaultKind.GZIP_BOMB):
+        rule.status, rule.body = 200, body or None
     if status:
         rule.status = int(status)
     for option in options:
         key, _, value = option.partition("=")
         key = key.strip()
-        if key in ("rate", "latency_ms", "retry_after"):
+        if key in ("rate", "latency_ms", "retry_after", "size_mb", "bytes_per_second"):
             setattr(rule, key, float(value))
         elif key in ("count", "status"):
             setattr(rule, key, int(value))
-        elif key in ("message", "content_type"):
+        elif key in ("message", "content_type", "body_b64"):
             setattr(rule, key, value)
         else:
             raise ValueError(f"unknown fault option {key!r} in {text!r}")

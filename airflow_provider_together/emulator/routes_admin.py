@@ -42,14 +42,17 @@ def _fault(spec: Any) -> FaultRule:
         "retry_after",
         "message",
         "body",
+        "body_b64",
         "content_type",
+        "size_mb",
+        "bytes_per_second",
     }
     unknown = sorted(set(spec) - known)
     if unknown:
         raise APIError(400, f"unknown fault field(s): {', '.join(unknown)}", param=unknown[0])
     try:
         kind = FaultKind(spec.get("kind", "status"))
-        defaults = {"status": 200, "body": ""} if kind is FaultKind.BODY else {}
+        defaults = {"status": 200} if kind in (FaultKind.BODY, FaultKind.GZIP_BOMB) else {}
         rule = FaultRule(**{**defaults, **spec, "kind": kind})
     except (TypeError, ValueError) as exc:
         raise APIError(400, f"invalid fault: {exc}", param="kind") from None
