@@ -176,10 +176,11 @@ def _forget_closed_loops() -> None:
     dead = [loop for loop in list(_LOOPS) if loop.is_closed()]
     if not dead:
         return
-    for loop in dead:
-        _LOOPS.pop(loop, None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
+        # Popped in here too: an aiohttp session with no reference cycle is freed (and warns) at once.
+        for loop in dead:
+            _LOOPS.pop(loop, None)
         gc.collect()
 
 
