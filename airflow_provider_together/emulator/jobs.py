@@ -313,14 +313,17 @@ class JobStore:
     def metrics(
         self, record: JobRecord, step_from: int | None, step_to: int | None, resolution: int | None
     ) -> list[dict[str, float]]:
-        """Training metrics up to the current step: a falling loss and the scheduled learning rate."""
+        """Training metrics up to the current step: a falling loss, the scheduled learning rate, eval loss."""
         now = timeline.progress_at(record.spec, self.plan(record), self.clock.now())
         lr = float(record.echo.get("learning_rate", 1e-5))
+        evals = timeline.eval_losses(record.spec, now.steps)
         points = [
             {
                 "train/loss": loss,
                 "train/learning_rate": lr * (1 - step / max(record.spec.total_steps, 1)) + lr * 0.01,
                 "train/global_step": float(step),
+                # Logged only at evaluation steps, as W&B-style metrics are (a validation file and n_evals).
+                **({"eval/loss": evals[step]} if step in evals else {}),
             }
             for step, loss in timeline.loss_curve(record.spec, now.steps)
             if (step_from is None or step >= step_from) and (step_to is None or step <= step_to)

@@ -332,3 +332,12 @@ def progress_at(spec: JobSpec, result: Plan, v: float) -> Progress:
 def loss_curve(spec: JobSpec, steps: int) -> list[tuple[int, float]]:
     """Training loss per step up to ``steps`` (for ``/metrics``)."""
     return [(step, _loss(step, spec.total_steps)) for step in range(1, steps + 1)]
+
+
+def eval_losses(spec: JobSpec, steps: int) -> dict[int, float]:
+    """Evaluation loss at each evaluation reached by ``steps`` (the values the ``EVAL_COMPLETE`` events give)."""
+    return {
+        step: _loss(step, spec.total_steps) + 0.05
+        for step in _spread(spec.n_evals, spec.total_steps)
+        if step <= steps
+    }
