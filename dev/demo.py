@@ -1,5 +1,9 @@
 """``make demo``: run the weekly retraining example DAG end to end against the local Together emulator.
 
+Then the evaluation gate: ``together_retrain_evaluate_promote`` runs twice, printing the win rate and the
+decision; in the first run the new model beats production and is promoted, in the second the emulated judge
+rates the newly trained model worse and the gate refuses it (production keeps its model).
+
 What it shows, in under two minutes and without an account or a GPU: each stage of the pipeline, the job id
 and its dashboard link, Together's training events streamed by the trigger, the estimated and final price,
 the output model name, and where the full logs are. Nothing keeps running afterwards.
@@ -30,6 +34,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 DAG_FILE = REPO / "example_dags" / "together_weekly_retraining.py"
 DAG_ID = "together_weekly_retraining"
+GATE_DAG_FILE = REPO / "example_dags" / "together_retrain_evaluate_promote.py"
+GATE_DAG_ID = "together_retrain_evaluate_promote"
+#: The emulator's fine-tuned model names start with its account (see emulator/jobs.py).
+FINE_TUNED = "emulator_7e3a/*"
+#: The gate DAG's own fine-tunes and evaluations run faster: the first demo already showed a job's stages.
+GATE_SPEED = 25.0
 RESULT_MARK = "DEMO_RESULT "
 #: Simulated training runs this many times faster than real time: a ~1 minute job takes a few seconds while
 #: the trigger still sees it progress through every stage.
@@ -125,8 +135,10 @@ def _migrate(env: dict[str, str], log_path: Path) -> None:
         )
 
 
-def _run_child(env: dict[str, str], dag_file: Path, log_path: Path, presenter: _Presenter) -> int:
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", str(dag_file)]
+def _run_child(
+    env: dict[str, str], dag_file: Path, log_path: Path, presenter: _Presenter, dag_id: str = DAG_ID
+) -> int:
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", str(dag_file), "--dag-id", dag_id]
     # Its own process group, so that Ctrl-C or a timeout stops it and anything it started.
     proc = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, text=True
@@ -174,14 +186,79 @@ def _summary(presenter: _Presenter, home: Path, log_path: Path, emu: Any) -> int
     return 0 if str(result["state"]).endswith("success") else 1
 
 
+def _gate_run(env: dict[str, str], dag_file: Path, log_path: Path, label: str) -> dict[str, Any] | None:
+    """Run the gate DAG once (output to the log only) and print the evaluation's figures and the decision."""
+    _say(f"  {label}: running (prepare -> upload -> fine-tune -> evaluate -> promote) ...")
+    presenter = _Presenter()
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+        try:
+            _run_child(env, dag_file, log_path, presenter, dag_id=GATE_DAG_ID)
+        except subprocess.TimeoutExpired:
+            pass  # reported below: no result
+
+    result = presenter.result
+    if result is None:
+        _say(f"  {label}: the DAG run did not report a result; see {log_path}")
+        return None
+    xcoms = result["xcoms"]
+    figures = xcoms.get("evaluate.evaluation_result") or {}
+    trained = (xcoms.get("fine_tune.return_value") or {}).get("model_output_name")
+    production = xcoms.get("current_production_model.return_value")
+    rate = figures.get("win_rate")
+    shown = f"{rate:.2f}" if isinstance(rate, (int, float)) else "n/a"
+    _say(f"  {label}: new model {trained}  vs  production {production}")
+    _say(
+        f"    judge verdicts: A (new) wins {figures.get('a_wins')}, B (production) wins {figures.get('b_wins')}, "
+        f"ties {figures.get('ties')}  ->  win rate {shown} (gate: min_win_rate 0.55)"
+    )
+    promoted = xcoms.get("promote.return_value")
+    if promoted:
+        _say(f"    decision: PROMOTED {promoted}: the production_model asset event carries its name")
+    else:
+        _say(
+            f"    decision: REFUSED: evaluate was skipped (soft_fail), promote did not run; production stays {production}"
+        )
+    _say(f"    evaluation {figures.get('evaluation_id')}  DAG run {result['run_id']}: {result['state']}")
+    return result
+
+
+def _gate_demo(env: dict[str, str], home: Path, log_path: Path, emu: Any) -> int:
+    """Two runs of the retrain -> evaluate -> promote DAG: one the gate passes, one it refuses."""
+    if not GATE_DAG_FILE.is_file():
+        _say(f"\n{GATE_DAG_FILE} is missing; skipping the evaluation gate demo")
+        return 1
+    dag_file = Path(shutil.copy2(GATE_DAG_FILE, home / "dags" / GATE_DAG_FILE.name))
+    emu.admin.update_settings(speed=GATE_SPEED)
+    _say(
+        f"\n== The evaluation gate: DAG {GATE_DAG_ID} (retrain -> compare with production -> promote if better) =="
+    )
+    _say("  The emulated LLM judge rates each model with a quality the demo sets (see docs/evaluation.md).")
+    # Week 1: this week's fine-tune is better than the base model serving today.
+    emu.admin.set_evaluation_quality(FINE_TUNED, 0.8)
+    emu.admin.set_evaluation_quality(os.environ.get("TOGETHER_EXAMPLE_BASE_MODEL", "meta-llama/*"), 0.35)
+    first = _gate_run(env, dag_file, log_path, "Week 1")
+    promoted = ((first or {}).get("xcoms") or {}).get("promote.return_value")
+    if not promoted:
+        return 1
+    # Week 2: the new fine-tune is worse than the model promoted in week 1 (the last matching rule wins).
+    emu.admin.clear_evaluation_quality()
+    emu.admin.set_evaluation_quality(FINE_TUNED, 0.3)
+    emu.admin.set_evaluation_quality(str(promoted), 0.8)
+    second = _gate_run(env, dag_file, log_path, "Week 2")
+    refused = second is not None and not (second.get("xcoms") or {}).get("promote.return_value")
+    return 0 if refused and str(second["state"]).endswith("success") else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; return the process exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--dag-id", default=DAG_ID, help=argparse.SUPPRESS)
+    parser.add_argument("--gate-only", action="store_true", help="run only the evaluation gate demo")
     parser.add_argument("--speed", type=float, default=SPEED, help="emulator speed-up of simulated training")
     args = parser.parse_args(argv)
     if args.child is not None:
-        return _child_main(args.child, DAG_ID)
+        return _child_main(args.child, args.dag_id)
     if not DAG_FILE.is_file():
         parser.error(f"{DAG_FILE} is missing")
 
@@ -210,10 +287,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         _say(f"[2/3] Creating a fresh Airflow metadata DB (SQLite) in {home}")
         _migrate(env, log_path)
+        if args.gate_only:
+            return _gate_demo(env, home, log_path, emu)
         _say(f"[3/3] Running DAG {DAG_ID} with dag.test(): prepare data -> upload -> fine-tune -> report")
         presenter = _Presenter()
         rc = _run_child(env, dag_file, log_path, presenter)
         code = _summary(presenter, home, log_path, emu)
+        code = code or _gate_demo(env, home, log_path, emu)
     _say(f"\nDone in {time.monotonic() - started:.0f}s; the emulator is stopped, nothing is left running.")
     return code or rc
 

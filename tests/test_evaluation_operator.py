@@ -312,3 +312,33 @@ def test_deferrable_defers_on_the_shared_trigger_and_completes_from_its_event(
     result = op.execute_complete(make_context(ti), event)
     assert result["evaluation_id"] == ti.xcoms["evaluation_id"]
     assert result["a_wins"] + result["b_wins"] + result["ties"] == 20
+
+
+def test_airflow_renders_parameters_but_not_togethers_own_templates() -> None:
+    from jinja2 import Environment
+
+    op = TogetherEvaluationOperator(
+        task_id="evaluate",
+        evaluation_type="compare",
+        parameters={
+            "judge": {**JUDGE, "model": "{{ params.judge }}"},
+            "model_a": {
+                "model": "{{ params.new }}",
+                "input_template": "{{ prompt }}",
+                "system_template": "Hi {{x}}",
+            },
+            "model_b": "{{ params.column }}",
+        },
+        input_file="{{ params.path }}",
+    )
+    context: Any = {
+        "params": {"judge": "j/1", "new": "ft/2", "column": "prod_answer", "path": "/data/e.jsonl"}
+    }
+    env = Environment()
+    rendered = op.render_template(op.parameters, context, env)
+    assert rendered == {
+        "judge": {**JUDGE, "model": "j/1"},
+        "model_a": {"model": "ft/2", "input_template": "{{ prompt }}", "system_template": "Hi {{x}}"},
+        "model_b": "prod_answer",
+    }
+    assert op.render_template(op.input_file, context, env) == "/data/e.jsonl"

@@ -48,3 +48,22 @@ def test_dpo_and_sensor_examples(dagbag) -> None:  # type: ignore[no-untyped-def
     assert dpo.from_checkpoint == "{{ params.checkpoint }}"
     wait = dagbag.dags["together_wait_for_external_job"].get_task("wait_for_job")
     assert wait.deferrable is True
+
+
+def test_retrain_evaluate_promote_gates_the_production_asset(dagbag) -> None:  # type: ignore[no-untyped-def]
+    from airflow_provider_together.operators import TogetherEvaluationOperator
+
+    dag = dagbag.dags["together_retrain_evaluate_promote"]
+    evaluate = dag.get_task("evaluate")
+    assert isinstance(evaluate, TogetherEvaluationOperator)
+    assert (evaluate.evaluation_type, evaluate.soft_fail, evaluate.deferrable) == ("compare", True, True)
+    assert evaluate.min_win_rate == "{{ params.min_win_rate }}"
+    # Together's own templates reach it untouched; the model names are Airflow templates.
+    assert evaluate.parameters["model_a"]["input_template"] == "{{ prompt }}"
+    assert "xcom_pull(task_ids='fine_tune')" in evaluate.parameters["model_a"]["model"]
+    assert {"fine_tune", "current_production_model"} <= evaluate.upstream_task_ids
+    promote = dag.get_task("promote")
+    assert evaluate.downstream_task_ids == {"promote"}
+    assert [o.name for o in promote.outlets] == ["production_model"]
+    consumer = dagbag.dags["together_production_model_consumer"]
+    assert "production_model" in str(consumer.timetable.asset_condition)

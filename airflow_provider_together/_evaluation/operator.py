@@ -35,6 +35,8 @@ __all__ = ["RESULT_XCOM_KEY", "TogetherEvaluationOperator"]
 RESULT_XCOM_KEY = "evaluation_result"
 #: Extra time Airflow's deferral timeout gives the trigger, so the trigger's clean ``timeout`` event wins.
 _DEFER_TIMEOUT_MARGIN_S = 120.0
+#: Together's own Jinja2 templates over the dataset's columns: Airflow must pass them through unrendered.
+TOGETHER_TEMPLATE_KEYS = frozenset({"system_template", "input_template"})
 
 
 class TogetherEvaluationOperator(BaseOperator):
@@ -47,6 +49,10 @@ class TogetherEvaluationOperator(BaseOperator):
     figure and the threshold, or is skipped with ``soft_fail=True``, so that a promotion downstream does not
     run. The figures are returned (XCom), pushed as ``evaluation_result`` in every case, and attached to the
     task's outlet asset events.
+
+    ``parameters`` is templated like any field (``"model": "{{ ti.xcom_pull(...) }}"``), except the values of
+    ``system_template`` and ``input_template``: those are Together's own Jinja2 templates over the dataset's
+    columns (``{{ prompt }}``) and reach Together untouched.
 
     .. seealso:: https://docs.together.ai/docs/ai-evaluations and docs/evaluation.md
 
@@ -118,6 +124,19 @@ class TogetherEvaluationOperator(BaseOperator):
         self.poll_interval = poll_interval
         self.timeout = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
         self.file_wait_timeout = file_wait_timeout
+
+    def render_template(
+        self, content: Any, context: Context, jinja_env: Any = None, seen_oids: set[int] | None = None
+    ) -> Any:
+        """Render like Airflow does, leaving Together's own templates (``system_template`` ...) untouched."""
+        if isinstance(content, dict):
+            return {
+                key: value
+                if key in TOGETHER_TEMPLATE_KEYS and isinstance(value, str)
+                else self.render_template(value, context, jinja_env, seen_oids)
+                for key, value in content.items()
+            }
+        return super().render_template(content, context, jinja_env, seen_oids)
 
     @cached_property
     def hook(self) -> TogetherHook:
