@@ -16,7 +16,8 @@ def get_provider_info() -> dict[str, Any]:
         "package-name": "airflow-provider-together",
         "name": "Together AI",
         "description": "`Together AI <https://www.together.ai/>`__ fine-tuning for Apache Airflow: "
-        "upload training data, run a fine-tuning job as one task, wait deferrably, download checkpoints.",
+        "upload training data, run a fine-tuning job as one task, wait deferrably, download checkpoints, "
+        "and gate a model's promotion on a Together evaluation.",
         "versions": ["0.1.0"],
         "integrations": [
             {
@@ -29,7 +30,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [{"integration-name": INTEGRATION, "python-modules": [f"{PACKAGE}.operators"]}],
         "sensors": [{"integration-name": INTEGRATION, "python-modules": [f"{PACKAGE}.sensors"]}],
         "triggers": [{"integration-name": INTEGRATION, "python-modules": [f"{PACKAGE}.triggers"]}],
-        "extra-links": [f"{PACKAGE}.links.TogetherFineTuneJobLink"],
+        "extra-links": [
+            f"{PACKAGE}.links.TogetherFineTuneJobLink",
+            f"{PACKAGE}.links.TogetherEvaluationLink",
+        ],
         "connection-types": [
             {
                 "connection-type": "together",
