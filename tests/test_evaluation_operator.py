@@ -14,6 +14,7 @@ from airflow_provider_together.exceptions import (
     TogetherEvaluationGateError,
     TogetherJobFailedError,
     TogetherJobUserError,
+    TogetherServerError,
 )
 from airflow_provider_together.operators import TogetherEvaluationOperator
 
@@ -342,3 +343,17 @@ def test_airflow_renders_parameters_but_not_togethers_own_templates() -> None:
         "model_b": "prod_answer",
     }
     assert op.render_template(op.input_file, context, env) == "/data/e.jsonl"
+
+
+def test_the_workers_wait_outlives_transient_poll_failures(
+    emu: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_TOGETHER_DEFAULT", emu.conn_json(max_retries=0))
+    emu.admin.add_fault("GET /v1/evaluation/{eval_id}", status=503, count=3)
+    result = _op(tmp_path).execute(make_context(FakeTI(task_id="evaluate")))
+    assert result["status"] == "completed"
+    assert emu.admin.faults()[0]["hits"] == 3
+
+    emu.admin.add_fault("GET /v1/evaluation/{eval_id}", status=503)
+    with pytest.raises(TogetherServerError):
+        _op(tmp_path).execute(make_context(FakeTI(task_id="evaluate", try_number=2)))

@@ -29,8 +29,14 @@ class EvaluationEventPayload(TypedDict):
     errors: list[str]
 
 
+#: Transient poll failures in a row the worker's wait outlives (the trigger's default too).
+MAX_CONSECUTIVE_FAILURES = 5
+
+
 class _Log(Protocol):
     def info(self, event: Any, *args: Any) -> Any: ...
+
+    def warning(self, event: Any, *args: Any) -> Any: ...
 
 
 def progress_line(job: EvaluationJob) -> str:
@@ -79,13 +85,35 @@ def timeout_payload(evaluation_id: str, status: str, waited_s: float) -> Evaluat
 def wait_in_worker(
     hook: TogetherHook, job: EvaluationJob, *, poll_interval: float, timeout: float | None, log: _Log
 ) -> EvaluationEventPayload:
-    """Poll in the worker until the evaluation ends or ``timeout`` seconds pass (same table as the trigger)."""
+    """
+    Poll in the worker until the evaluation ends or ``timeout`` seconds pass (same table as the trigger).
+
+    A transient failure (no answer, 5xx or 429 after the hook's own retries) is logged and polled again, up to
+    ``MAX_CONSECUTIVE_FAILURES`` in a row, as the trigger does: the evaluation runs on whatever the network does.
+    """
+    from airflow_provider_together.exceptions import (
+        TogetherRateLimitError,
+        TogetherServerError,
+        TogetherTransportError,
+    )
     from airflow_provider_together.models import Outcome, classify
 
     started = time.monotonic()
     last = ""
+    failures = 0
     while True:
-        job = hook.get_evaluation(job.workflow_id)
+        try:
+            job = hook.get_evaluation(job.workflow_id)
+        except (TogetherTransportError, TogetherServerError, TogetherRateLimitError) as exc:
+            failures += 1
+            if failures >= MAX_CONSECUTIVE_FAILURES:
+                raise
+            log.warning(
+                "Polling evaluation %s failed (%d in a row), retrying: %s", job.workflow_id, failures, exc
+            )
+            time.sleep(poll_interval)
+            continue
+        failures = 0
         outcome = classify(job)
         if outcome is not Outcome.RUNNING:
             return terminal_payload(job, outcome)
