@@ -134,7 +134,7 @@ def _check_before_upload(
     problems += gate.problems_for(config.type if config else op.evaluation_type)
     item = None
     if value is not None and value != "":
-        # A bare name is looked up on Together only once everything local is known to be right.
+        # A local file is checked here; a file-... id is read back after these checks (step b).
         item = resolver.inspect(value, field="input_file", purpose="eval", lookup=False)
         problems += item.problems
         if config is not None and item.path is not None and not item.problems:
@@ -272,11 +272,7 @@ def prepare_and_submit(op: TogetherEvaluationOperator, context: Context) -> Eval
     with resolver, final_api_errors():
         config, _gate, item = _check_before_upload(op, resolver)
         if item.path is None:
-            if item.file_id is None:
-                # Neither a local file nor a file-... id: ask Together once.
-                item = resolver.inspect(op.input_file or "", field="input_file", purpose="eval")
-                if item.problems:
-                    raise TogetherConfigError(list(item.problems), heading="Invalid evaluation")
+            # Not local: a file-... id (anything else was reported above).
             assert item.file_id is not None
             problems = _remote_columns(hook, item.file_id, config)
             if problems:

@@ -1,13 +1,6 @@
 """
-Evaluation jobs: creation checks, the ``pending -> queued -> running -> completed`` life, and results computed
-from the input file.
-
-Nothing runs a model here. The emulated judge is deterministic: a model (or a column of pre-generated answers)
-has a *quality* q (0.5 unless ``POST /_emulator/evaluations/quality`` says otherwise, matched by fnmatch on the
-model or column name), and its answer on a row is "good" when a SHA-256 draw over (model, row) is below q.
-Then classify gives a pass label to good answers, score draws a score above the pass threshold for good
-answers and below it otherwise, and compare lets a good answer beat a bad one (two good or two bad: a tie).
-The figures are counted from those per-row verdicts, which also make up the result file.
+Evaluation jobs: creation checks like the service's, the ``pending -> queued -> running -> completed`` life
+(and the error scenarios), and the job object; results come from the emulated judge (:mod:`.eval_judge`).
 """
 
 from __future__ import annotations
@@ -16,7 +9,6 @@ import csv
 import hashlib
 import io
 import json
-import math
 import secrets
 import time
 import uuid
@@ -24,6 +16,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_together.emulator import eval_judge
 from airflow_provider_together.emulator.clock import iso
 from airflow_provider_together.emulator.errors import APIError, not_found
 from airflow_provider_together.emulator.kinds import Scenario
@@ -77,11 +70,6 @@ class EvalRecord:
     def done_at(self) -> float:
         """When it ends, unless its scenario says otherwise."""
         return self.running_at + SECONDS_PER_ROW * max(1, len(self.rows))
-
-
-def _hash01(*parts: Any) -> float:
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
 
 
 def _read_rows(path: str, file_type: str) -> tuple[list[dict[str, Any]], list[str]]:
@@ -335,73 +323,13 @@ class EvalStore:
 
     # -- results ------------------------------------------------------------------------------------
 
-    def _good(self, record: EvalRecord, part: Any, index: int, row: dict[str, Any]) -> bool:
-        name = part if isinstance(part, str) else str(part.get("model"))
-        answer = row.get(part) if isinstance(part, str) else part.get("input_template")
-        draw = _hash01(record.parameters["judge"].get("model"), name, answer, index, row)
-        return draw < self.quality_of(name)
-
     def results(self, record: EvalRecord) -> dict[str, Any]:
         """The results object (computed once, with its result file, when the job is first seen completed)."""
-        if record.results is not None:
-            return record.results
-        p = record.parameters
-        verdicts: list[dict[str, Any]] = []
-        for i, row in enumerate(record.rows):
-            if record.type == "compare":
-                a = self._good(record, p.get("model_a"), i, row) if p.get("model_a") is not None else False
-                b = self._good(record, p.get("model_b"), i, row) if p.get("model_b") is not None else False
-                verdicts.append({**row, "winner": "A" if a and not b else "B" if b and not a else "Tie"})
-                continue
-            part = p.get("model_to_evaluate") or "(judge only)"
-            good = self._good(record, part, i, row)
-            # From the request and the row only: the same evaluation run twice gives the same figures.
-            draw = _hash01("verdict", p["judge"].get("model"), part, i, row)
-            if record.type == "classify":
-                passing = [str(x) for x in p["labels"] if x in p["pass_labels"]] or [str(p["pass_labels"][0])]
-                failing = [str(x) for x in p["labels"] if x not in p["pass_labels"]] or passing
-                pool = passing if good else failing
-                verdicts.append({**row, "label": pool[int(draw * len(pool))], "pass": good})
-            else:
-                low, high, threshold = (
-                    float(p["min_score"]),
-                    float(p["max_score"]),
-                    float(p["pass_threshold"]),
-                )
-                score = threshold + draw * (high - threshold) if good else low + draw * (threshold - low)
-                verdicts.append({**row, "score": round(score, 3), "pass": score >= threshold})
-        record.results = self._summarise(record, verdicts)
-        record.results["result_file_id"] = self._result_file(record, verdicts).id
+        if record.results is None:
+            rows = eval_judge.verdicts(record.type, record.parameters, record.rows, self.quality_of)
+            record.results = eval_judge.summarise(record.type, record.parameters, rows)
+            record.results["result_file_id"] = self._result_file(record, rows).id
         return record.results
-
-    @staticmethod
-    def _summarise(record: EvalRecord, verdicts: list[dict[str, Any]]) -> dict[str, Any]:
-        base = {"generation_fail_count": 0, "judge_fail_count": 0}
-        n = max(1, len(verdicts))
-        if record.type == "compare":
-            counts = {w: sum(1 for v in verdicts if v["winner"] == w) for w in ("A", "B", "Tie")}
-            return {"A_wins": counts["A"], "B_wins": counts["B"], "Ties": counts["Tie"], **base}
-        passed = sum(1 for v in verdicts if v["pass"])
-        if record.type == "classify":
-            labels: dict[str, int] = {str(label): 0 for label in record.parameters["labels"]}
-            for v in verdicts:
-                labels[v["label"]] = labels.get(v["label"], 0) + 1
-            # A JSON *string*, as the spec and the v3 SDK type it.
-            return {
-                "label_counts": json.dumps(labels),
-                "pass_percentage": 100.0 * passed / n,
-                "invalid_label_count": 0,
-                **base,
-            }
-        scores = [float(v["score"]) for v in verdicts]
-        mean = sum(scores) / n
-        std = math.sqrt(sum((s - mean) ** 2 for s in scores) / n)
-        aggregated = {
-            "mean_score": round(mean, 4),
-            "std_score": round(std, 4),
-            "pass_percentage": 100.0 * passed / n,
-        }
-        return {"aggregated_scores": aggregated, "invalid_score_count": 0, "failed_samples": 0, **base}
 
     def _result_file(self, record: EvalRecord, verdicts: list[dict[str, Any]]) -> FileRecord:
         from airflow_provider_together.emulator.files import FileRecord
