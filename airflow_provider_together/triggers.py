@@ -19,7 +19,9 @@ is a ``JobKind`` (``_job_kinds``); everything below is shared. Design points (se
   the deferral, never lose one.
 * Exactly one event, carrying everything ``execute_complete`` needs (``dag.test`` drops defer kwargs).
 * ``on_kill()`` (Airflow 3.3, user marked the task failed/success or cleared it) cancels the job when
-  ``cancel_on_kill``; ``cleanup()`` is left alone, because it also runs on every triggerer restart.
+  ``cancel_on_kill``. On 3.1 / 3.2, which have no trigger ``on_kill``, ``cleanup()`` does it instead, but only
+  when the trigger has not fired and Airflow says its task instance is no longer deferred: cleanup also runs on
+  every triggerer restart and takeover, where the task stays deferred (``_kill_check``).
 """
 
 from __future__ import annotations
@@ -96,8 +98,8 @@ class TogetherJobTrigger(BaseTrigger):
     :param poll_interval: seconds between polls.
     :param end_time: wall-clock deadline (epoch seconds); past it the trigger fires a ``timeout`` event.
         ``None`` waits as long as Airflow lets it.
-    :param cancel_on_kill: cancel the job when a user kills the deferred task (Airflow 3.3+); ignored for kinds
-        the API cannot cancel (evaluations).
+    :param cancel_on_kill: cancel the job when a user kills the deferred task (``on_kill`` on Airflow 3.3+,
+        ``cleanup`` on 3.1 / 3.2); ignored for kinds the API cannot cancel (evaluations).
     :param event_cursor: position in the job's event log already written to the task log.
     :param max_consecutive_failures: transient API failures tolerated in a row before giving up; a
         blip must not fail the task, since a task retry costs a reattach round-trip at best.
@@ -130,6 +132,7 @@ class TogetherJobTrigger(BaseTrigger):
         self.max_consecutive_failures = max(1, int(max_consecutive_failures))
         self.first_poll_jitter = first_poll_jitter
         self._no_cursor_store = False
+        self._fired = False
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Return the classpath and exactly the constructor kwargs (ids and numbers; never a secret)."""
@@ -179,7 +182,7 @@ class TogetherJobTrigger(BaseTrigger):
         started = time.monotonic()
         while True:
             if self.end_time is not None and time.time() >= self.end_time:
-                yield _event(kind.timeout_payload(self.job_id, last_status, time.monotonic() - started))
+                yield self._fire(kind.timeout_payload(self.job_id, last_status, time.monotonic() - started))
                 return
             try:
                 job = await kind.fetch(hook, self.job_id)
@@ -187,7 +190,7 @@ class TogetherJobTrigger(BaseTrigger):
             except transient as exc:
                 failures += 1
                 if failures >= self.max_consecutive_failures:
-                    yield _event(self._lost_contact(last_status, failures, exc))
+                    yield self._fire(self._lost_contact(last_status, failures, exc))
                     return
                 self.log.warning(
                     "Polling %s %s failed (%d/%d in a row), retrying: %s",
@@ -201,20 +204,25 @@ class TogetherJobTrigger(BaseTrigger):
                 continue
             except TogetherError as exc:
                 # Not transient (auth, not found, bad request): waiting longer will not fix it.
-                yield _event(self._lost_contact(last_status, failures + 1, exc))
+                yield self._fire(self._lost_contact(last_status, failures + 1, exc))
                 return
             failures = 0
             last_status = job.status_raw or job.status.value
             await self._stream(events)
             outcome = classify(job)
             if outcome is not Outcome.RUNNING:
-                yield _event(await kind.final_payload(hook, job, outcome, events, self.log))
+                yield self._fire(await kind.final_payload(hook, job, outcome, events, self.log))
                 return
             progress = kind.progress(job)
             if progress != last_progress:
                 self.log.info("%s", progress)
                 last_progress = progress
             await sleep_on_grid(self._sleep_for(), self.poll_interval)
+
+    def _fire(self, payload: FineTuneEventPayload | dict[str, Any]) -> TriggerEvent:
+        # Remembered for cleanup(): a trigger that fired was not killed, whatever state its task is in next.
+        self._fired = True
+        return _event(payload)
 
     async def _stream(self, events: list[FineTuneEvent]) -> None:
         fresh, cursor = new_events(events, self.event_cursor)
@@ -285,7 +293,7 @@ class TogetherJobTrigger(BaseTrigger):
         )
 
     async def on_kill(self) -> None:
-        """Cancel the job when a user killed the deferred task (Airflow 3.3+ calls this; cleanup never does)."""
+        """Cancel the job when a user killed the deferred task (Airflow 3.3+ calls this; on 3.1 / 3.2, cleanup)."""
         if not self._kind.cancellable:
             self.log.info(
                 "Task killed; %s %s keeps running (the API cannot cancel it)", self._kind.noun, self.job_id
@@ -317,6 +325,15 @@ class TogetherJobTrigger(BaseTrigger):
             self.job_id,
             job.status_raw,
         )
+
+    async def cleanup(self) -> None:
+        """On Airflow 3.1 / 3.2, cancel the job when the task was killed while deferred (3.3 calls on_kill)."""
+        from airflow_provider_together._kill_check import killed_while_deferred
+
+        if self._fired or not self.cancel_on_kill:
+            return
+        if await killed_while_deferred(self.task_instance):
+            await self.on_kill()
 
     async def _already_stopping(self, hook: TogetherHook) -> bool:
         import httpx

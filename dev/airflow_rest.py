@@ -41,6 +41,13 @@ class AirflowREST:
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send one request and return the decoded JSON body; raise with the body on an HTTP error."""
         response = self._client.request(method, path, **kwargs)
+        if response.status_code == 401 and "authorization" not in self._client.headers:
+            # Airflow 3.1's public API wants a token even when everyone is admin; it hands one out without
+            # credentials in that mode (3.3 needs none).
+            token = httpx.get(f"{self.base_url}/auth/token", timeout=self._client.timeout)
+            token.raise_for_status()
+            self._client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+            response = self._client.request(method, path, **kwargs)
         if response.status_code >= 400:
             raise RuntimeError(f"{method} {path} -> {response.status_code}: {response.text[:2000]}")
         if not response.content:

@@ -1,0 +1,81 @@
+"""
+Tell, from a trigger's ``cleanup()``, whether its task was killed: the Airflow 3.1 / 3.2 stand-in for ``on_kill``.
+
+Airflow 3.3 calls a trigger's ``on_kill()`` when a user marks its deferred task failed or success, or clears it.
+Airflow 3.1 and 3.2 have no such hook; the only code that runs is ``cleanup()``, and it runs whenever the trigger
+stops in a triggerer: after its event, on a triggerer shutdown, when another triggerer takes it over, and when
+its task left ``deferred``. Only the last is a kill. The task instance's state tells them apart: a trigger that
+has not fired and whose task instance is no longer deferred was stopped by a user (or by Airflow giving up on
+it). A triggerer restart or a takeover leaves the task deferred; an unanswered question counts as "still
+deferred", so a doubt never cancels a job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger
+
+#: Airflow 3.3+ runs ``BaseTrigger.on_kill`` itself; ``cleanup()`` must then never cancel too.
+TRIGGERER_CALLS_ON_KILL = hasattr(BaseTrigger, "on_kill")
+
+
+def fetch_task_states(dag_id: str, run_id: str, task_id: str, map_index: int) -> dict[str, Any]:
+    """Ask Airflow for one task instance's state: ``{run_id: {task_id or task_id_mapindex: state}}``."""
+    # The Task SDK's call is synchronous; in the triggerer it sends through the supervisor channel, which
+    # must not be driven from the event loop thread (hence sync_to_async at the caller).
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    result: dict[str, Any] = RuntimeTaskInstance.get_task_states(
+        dag_id=dag_id, task_ids=[task_id], run_ids=[run_id], map_index=map_index
+    )
+    return result
+
+
+#: States in which the job is still wanted: the trigger's own deferral (a triggerer restart or a takeover), or a
+#: new try that may already have reattached to the same job (Airflow 3.1 / 3.2 reattach through the job list).
+_STILL_WANTED = frozenset({"deferred", "running"})
+_UNKNOWN = object()
+
+
+async def task_state(ti: Any) -> Any:
+    """
+    Return the current state of the trigger's task instance as Airflow reports it.
+
+    ``None`` is a real answer (a cleared task instance has no state); ``_UNKNOWN`` means Airflow did not answer
+    or does not know the task instance.
+
+    :param ti: the trigger's ``task_instance`` (dag_id, run_id, task_id, map_index), set by the triggerer.
+    """
+    from asgiref.sync import sync_to_async
+
+    from airflow_provider_together._fine_tune.reattach import comms_errors
+
+    map_index = getattr(ti, "map_index", -1)
+    map_index = -1 if map_index is None else int(map_index)
+    try:
+        states = await sync_to_async(fetch_task_states)(ti.dag_id, ti.run_id, ti.task_id, map_index)
+    except comms_errors():
+        return _UNKNOWN
+    key = ti.task_id if map_index < 0 else f"{ti.task_id}_{map_index}"
+    run_states = states.get(ti.run_id) or {}
+    if key not in run_states:
+        return _UNKNOWN
+    state = run_states[key]
+    return None if state is None else str(getattr(state, "value", state))
+
+
+async def killed_while_deferred(ti: Any) -> bool:
+    """
+    Return True when the task instance left ``deferred`` without its trigger firing (call from ``cleanup()``).
+
+    Failed, success, skipped (marked by a user), no state, scheduled, queued, up_for_retry (cleared) are kills;
+    ``deferred`` and ``running`` are not, and neither is a question Airflow did not answer: doubt never cancels
+    a paid job.
+
+    :param ti: the trigger's ``task_instance``; None (a trigger run outside a triggerer) is never a kill.
+    """
+    if ti is None or TRIGGERER_CALLS_ON_KILL:
+        return False
+    state = await task_state(ti)
+    return state is not _UNKNOWN and state not in _STILL_WANTED

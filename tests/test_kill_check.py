@@ -1,0 +1,129 @@
+"""cleanup() on Airflow 3.1 / 3.2: cancel only when the task left ``deferred`` before the trigger fired.
+
+The triggerer's answer comes through ``fetch_task_states`` (the Task SDK call, the boundary with Airflow); the
+cancel goes to the emulator. ``TRIGGERER_CALLS_ON_KILL`` is forced off so the 3.1 / 3.2 path runs on any
+Airflow; the real 3.1 triggerer is exercised by tests/e2e/test_cleanup_on_airflow31.py.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from _fine_tune_support import create_job
+from airflow.triggers.base import BaseTrigger
+
+from airflow_provider_together import _kill_check
+from airflow_provider_together.triggers import TogetherFineTuneTrigger
+
+pytestmark = pytest.mark.timeout(120)
+
+CANCEL_ROUTE = "POST /v1/fine-tunes/{job_id}/cancel"
+TI = SimpleNamespace(dag_id="d", run_id="r", task_id="fine_tune", map_index=-1)
+
+
+@pytest.fixture
+def airflow_31(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Behave as on Airflow 3.1 / 3.2 and answer state questions from ``answer`` (None: the channel fails)."""
+    answer: dict[str, Any] = {"states": {}, "asked": 0}
+
+    def fetch(dag_id: str, run_id: str, task_id: str, map_index: int) -> dict[str, Any]:
+        answer["asked"] += 1
+        if answer["states"] is None:
+            raise RuntimeError("supervisor channel closed")
+        return dict(answer["states"])
+
+    monkeypatch.setattr(_kill_check, "TRIGGERER_CALLS_ON_KILL", False)
+    monkeypatch.setattr(_kill_check, "fetch_task_states", fetch)
+    return answer
+
+
+async def _cleanup(job_id: str, ti: Any = TI, *, fired: bool = False, cancel_on_kill: bool = True) -> None:
+    from airflow_provider_together.hooks import TogetherHook
+
+    trigger = TogetherFineTuneTrigger(job_id=job_id, cancel_on_kill=cancel_on_kill)
+    trigger.task_instance = ti
+    trigger._fired = fired
+    try:
+        await trigger.cleanup()
+    finally:
+        await TogetherHook.aclose_async_clients()
+
+
+def test_flag_follows_the_airflow_version() -> None:
+    from airflow import __version__
+
+    major_minor = tuple(int(part) for part in __version__.split(".")[:2])
+    assert _kill_check.TRIGGERER_CALLS_ON_KILL is (major_minor >= (3, 3))
+    assert _kill_check.TRIGGERER_CALLS_ON_KILL is hasattr(BaseTrigger, "on_kill")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "state", ["failed", "success", "skipped", None, "scheduled", "up_for_retry", "queued"]
+)
+async def test_task_no_longer_deferred_cancels_the_job(
+    together_emulator_conn: Any, tmp_path: Any, airflow_31: dict[str, Any], state: str
+) -> None:
+    emu = together_emulator_conn
+    emu.admin.set_default_scenario("stall")
+    job_id = create_job(tmp_path)
+    airflow_31["states"] = {"r": {"fine_tune": state}}
+
+    await _cleanup(job_id)
+
+    assert emu.admin.job(job_id)["status"] in ("cancel_requested", "cancelled")
+    assert emu.admin.count(CANCEL_ROUTE) == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("states", "fired", "cancel_on_kill", "ti", "asked"),
+    [
+        pytest.param({"r": {"fine_tune": "deferred"}}, False, True, TI, 1, id="restart-or-takeover"),
+        pytest.param({"r": {"fine_tune": "running"}}, False, True, TI, 1, id="new-try-may-have-reattached"),
+        pytest.param(None, False, True, TI, 1, id="no-answer"),
+        pytest.param({}, False, True, TI, 1, id="task-instance-gone"),
+        pytest.param({"r": {"fine_tune": "scheduled"}}, True, True, TI, 0, id="trigger-fired"),
+        pytest.param({"r": {"fine_tune": "failed"}}, False, False, TI, 0, id="cancel-on-kill-off"),
+        pytest.param({"r": {"fine_tune": "failed"}}, False, True, None, 0, id="outside-a-triggerer"),
+    ],
+)
+async def test_cleanup_leaves_the_job_alone(
+    together_emulator_conn: Any,
+    tmp_path: Any,
+    airflow_31: dict[str, Any],
+    states: Any,
+    fired: bool,
+    cancel_on_kill: bool,
+    ti: Any,
+    asked: int,
+) -> None:
+    emu = together_emulator_conn
+    emu.admin.set_default_scenario("stall")
+    job_id = create_job(tmp_path)
+    airflow_31["states"] = states
+
+    await _cleanup(job_id, ti, fired=fired, cancel_on_kill=cancel_on_kill)
+
+    assert emu.admin.count(CANCEL_ROUTE) == 0
+    assert emu.admin.job(job_id)["status"] not in ("cancel_requested", "cancelled")
+    assert airflow_31["asked"] == asked
+
+
+@pytest.mark.anyio
+async def test_mapped_task_instance_is_looked_up_by_its_map_index(airflow_31: dict[str, Any]) -> None:
+    ti = SimpleNamespace(dag_id="d", run_id="r", task_id="fine_tune", map_index=3)
+    airflow_31["states"] = {"r": {"fine_tune_2": "deferred", "fine_tune_3": "failed"}}
+    assert await _kill_check.task_state(ti) == "failed"
+    ti_unknown = SimpleNamespace(dag_id="d", run_id="r", task_id="fine_tune", map_index=4)
+    assert await _kill_check.killed_while_deferred(ti_unknown) is False
+    assert await _kill_check.killed_while_deferred(ti) is True
+
+
+@pytest.mark.anyio
+async def test_on_airflow_33_cleanup_never_asks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_kill_check, "TRIGGERER_CALLS_ON_KILL", True)
+    monkeypatch.setattr(_kill_check, "fetch_task_states", pytest.fail)
+    assert await _kill_check.killed_while_deferred(TI) is False
