@@ -408,6 +408,19 @@ class TogetherFineTuneOperator(BaseOperator):
             "Cancel requested for fine-tuning job %s (%s); status %s", job_id, reason, job.status_raw
         )
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """
+        Report lineage to ``apache-airflow-providers-openlineage``: the training and validation files in, the model out.
+
+        Inputs are named by their local path or object-storage URI, with the Together file id as a symlink
+        (a file given as an id is the ``together`` dataset ``files/<id>``); the output is the fine-tuned model
+        in the namespace ``together``; a run facet carries the job id, base model and config fingerprint.
+        """
+        from airflow_provider_together._fine_tune.completion import lineage_facts
+        from airflow_provider_together._openlineage import fine_tune_lineage
+
+        return fine_tune_lineage(lineage_facts(self))
+
     def on_kill(self) -> None:
         """Cancel the job when the worker kills this task (sync wait, or execution_timeout)."""
         if self._job_id and self.cancel_on_kill:

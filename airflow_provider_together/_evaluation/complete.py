@@ -47,6 +47,7 @@ def complete(
         raise TogetherError(message)
     result = cast("EvaluationResult", payload["result"])
     context["ti"].xcom_push(key=RESULT_XCOM_KEY, value=dict(result))
+    op._together_result = dict(result)  # for get_openlineage_facets_on_complete, whatever the gate decides
     # Checked when the task started; a resumed task renders its templates again, so re-read the numbers.
     gate, _ = Gate.coerce(
         {

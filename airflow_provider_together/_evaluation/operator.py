@@ -206,3 +206,14 @@ class TogetherEvaluationOperator(BaseOperator):
         from airflow_provider_together._evaluation.complete import complete
 
         return complete(self, context, event)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """
+        Report lineage to ``apache-airflow-providers-openlineage``: the evaluated file in, the figures as a run facet.
+
+        The file is named by its local path or object-storage URI, with its Together file id as a symlink;
+        the ``togetherEvaluation`` run facet holds the figures beside the gate's thresholds.
+        """
+        from airflow_provider_together._evaluation.lineage import evaluation_facets
+
+        return evaluation_facets(self)

@@ -22,13 +22,16 @@ from airflow_provider_together.exceptions import (
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
+    from airflow_provider_together._lineage import FineTuneFacts
     from airflow_provider_together.operators import TogetherFineTuneOperator
 
-__all__ = ["attach_to_outlets", "complete"]
+__all__ = ["attach_to_outlets", "complete", "lineage_facts"]
 
 
-def attach_to_outlets(op: Any, context: Context, result: FineTuneResult) -> None:
-    """Put the result into the metadata (``extra``) of every outlet asset event of this task."""
+def attach_to_outlets(
+    op: Any, context: Context, result: FineTuneResult, metadata: dict[str, Any] | None = None
+) -> None:
+    """Put the result (and ``metadata``) into the metadata (``extra``) of every outlet asset event of this task."""
     outlets = getattr(op, "outlets", None) or []
     if not outlets:
         return
@@ -36,7 +39,29 @@ def attach_to_outlets(op: Any, context: Context, result: FineTuneResult) -> None
     if accessors is None:
         return
     for outlet in outlets:
-        accessors[outlet].extra.update(cast("dict[str, Any]", result))
+        accessors[outlet].extra.update({**cast("dict[str, Any]", result), **(metadata or {})})
+
+
+def lineage_facts(op: Any) -> FineTuneFacts | None:
+    """
+    The files, base model and config fingerprint of the job this task completed, or ``None``.
+
+    One ``GET`` of the job, made only when something asks (outlets, or OpenLineage), cached on the operator.
+    A failure to read it only costs the lineage, never the finished task.
+    """
+    from airflow_provider_together._lineage import fine_tune_facts
+
+    cached = getattr(op, "_together_lineage", None)
+    job_id = getattr(op, "_together_completed_job", None)
+    if cached is not None or job_id is None:
+        return cast("FineTuneFacts | None", cached)
+    try:
+        job = op.hook.get_fine_tune(job_id)
+    except TogetherError as exc:
+        op.log.warning("No lineage for job %s: %s", job_id, exc)
+        return None
+    op._together_lineage = facts = fine_tune_facts(op, job)
+    return facts
 
 
 def _job_of_this_try(op: Any, context: Context) -> str | None:
@@ -87,7 +112,9 @@ def complete(op: TogetherFineTuneOperator, context: Context, event: dict[str, An
             total_price_usd=None,
             wandb_url=None,
         )
-        attach_to_outlets(op, context, result)
+        op._together_completed_job = job_id
+        facts = lineage_facts(op) if getattr(op, "outlets", None) else None
+        attach_to_outlets(op, context, result, facts.asset_metadata() if facts is not None else None)
         price = result["total_price_usd"]
         op.log.info(
             "Fine-tuning job %s completed: model %s, %s tokens, %s",
