@@ -63,6 +63,7 @@ class _Presenter:
     def __init__(self) -> None:
         self.estimate: str | None = None
         self.result: dict[str, Any] | None = None
+        self.results: list[dict[str, Any]] = []
         self._started = time.monotonic()
 
     def _show(self, text: str) -> None:
@@ -73,6 +74,7 @@ class _Presenter:
         line = raw.rstrip("\n")
         if line.startswith(RESULT_MARK):
             self.result = json.loads(line[len(RESULT_MARK) :])
+            self.results.append(self.result)
             return
         match = _LINE.match(line)
         if match is None:
@@ -94,20 +96,52 @@ class _Presenter:
             self._show(f"    {level.upper()}: {msg}")
 
 
-def _child_main(dag_file: Path, dag_id: str) -> int:
-    """Run the DAG with ``dag.test()`` (inside the prepared AIRFLOW_HOME) and print a JSON summary line."""
+def _child_main(dag_file: Path, dag_id: str, weeks: int = 1) -> int:
+    """Run the DAG with ``dag.test()`` (inside the prepared AIRFLOW_HOME) and print a JSON summary line.
+
+    With ``weeks`` > 1 the DAG runs again in the same process (Airflow's in-process API starts only once), the
+    emulated judge's world changed in between (:func:`_next_week`).
+    """
     try:
         from airflow.dag_processing.dagbag import DagBag
     except ImportError:  # Airflow < 3.2
         from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
 
     bag = DagBag(dag_folder=str(dag_file))
     if bag.import_errors:
         print(f"import errors: {bag.import_errors}", flush=True)
         return 2
     dag = bag.get_dag(dag_id)
+    code = 0
+    xcoms: dict[str, Any] = {}
+    for week in range(weeks):
+        if week:
+            _next_week(xcoms)
+        xcoms, ok = _test_once(dag, dag_id)
+        code = code or (0 if ok else 1)
+    return code
+
+
+def _next_week(previous: dict[str, Any]) -> None:
+    """Gate demo, between the weeks: this week's fine-tune is worse than the model promoted last week."""
+    from airflow_provider_together.emulator.admin import AdminClient
+
+    admin = AdminClient(os.environ["TOGETHER_DEMO_EMULATOR_URL"])
+    try:
+        admin.clear_evaluation_quality()
+        admin.set_evaluation_quality(FINE_TUNED, 0.3)
+        promoted = previous.get("promote.return_value")
+        if promoted:
+            admin.set_evaluation_quality(str(promoted), 0.8)  # the last matching rule wins
+    finally:
+        admin.close()
+
+
+def _test_once(dag: Any, dag_id: str) -> tuple[dict[str, Any], bool]:
+    """One ``dag.test()`` run; print its state and XComs as a JSON line and return the XComs."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
     run = dag.test()
     xcoms: dict[str, Any] = {}
     with create_session() as session:
@@ -120,7 +154,7 @@ def _child_main(dag_file: Path, dag_id: str) -> int:
     print(
         RESULT_MARK + json.dumps({"state": str(run.state), "run_id": run.run_id, "xcoms": xcoms}, default=str)
     )
-    return 0 if str(run.state).endswith("success") else 1
+    return xcoms, str(run.state).endswith("success")
 
 
 def _migrate(env: dict[str, str], log_path: Path) -> None:
@@ -136,14 +170,20 @@ def _migrate(env: dict[str, str], log_path: Path) -> None:
 
 
 def _run_child(
-    env: dict[str, str], dag_file: Path, log_path: Path, presenter: _Presenter, dag_id: str = DAG_ID
+    env: dict[str, str],
+    dag_file: Path,
+    log_path: Path,
+    presenter: _Presenter,
+    dag_id: str = DAG_ID,
+    weeks: int = 1,
 ) -> int:
     command = [sys.executable, str(Path(__file__).resolve()), "--child", str(dag_file), "--dag-id", dag_id]
+    command += ["--weeks", str(weeks)]
     # Its own process group, so that Ctrl-C or a timeout stops it and anything it started.
     proc = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, text=True
     )
-    deadline = time.monotonic() + CHILD_TIMEOUT_S
+    deadline = time.monotonic() + CHILD_TIMEOUT_S * weeks
     try:
         with log_path.open("a", encoding="utf-8") as log:
             assert proc.stdout is not None
@@ -186,20 +226,8 @@ def _summary(presenter: _Presenter, home: Path, log_path: Path, emu: Any) -> int
     return 0 if str(result["state"]).endswith("success") else 1
 
 
-def _gate_run(env: dict[str, str], dag_file: Path, log_path: Path, label: str) -> dict[str, Any] | None:
-    """Run the gate DAG once (output to the log only) and print the evaluation's figures and the decision."""
-    _say(f"  {label}: running (prepare -> upload -> fine-tune -> evaluate -> promote) ...")
-    presenter = _Presenter()
-    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
-        try:
-            _run_child(env, dag_file, log_path, presenter, dag_id=GATE_DAG_ID)
-        except subprocess.TimeoutExpired:
-            pass  # reported below: no result
-
-    result = presenter.result
-    if result is None:
-        _say(f"  {label}: the DAG run did not report a result; see {log_path}")
-        return None
+def _report_week(label: str, result: dict[str, Any]) -> bool:
+    """Print one week's evaluation figures and decision; return whether the model was promoted."""
     xcoms = result["xcoms"]
     figures = xcoms.get("evaluate.evaluation_result") or {}
     trained = (xcoms.get("fine_tune.return_value") or {}).get("model_output_name")
@@ -219,11 +247,11 @@ def _gate_run(env: dict[str, str], dag_file: Path, log_path: Path, label: str) -
             f"    decision: REFUSED: evaluate was skipped (soft_fail), promote did not run; production stays {production}"
         )
     _say(f"    evaluation {figures.get('evaluation_id')}  DAG run {result['run_id']}: {result['state']}")
-    return result
+    return bool(promoted)
 
 
 def _gate_demo(env: dict[str, str], home: Path, log_path: Path, emu: Any) -> int:
-    """Two runs of the retrain -> evaluate -> promote DAG: one the gate passes, one it refuses."""
+    """Two weekly runs of the retrain -> evaluate -> promote DAG: one the gate passes, one it refuses."""
     if not GATE_DAG_FILE.is_file():
         _say(f"\n{GATE_DAG_FILE} is missing; skipping the evaluation gate demo")
         return 1
@@ -232,21 +260,36 @@ def _gate_demo(env: dict[str, str], home: Path, log_path: Path, emu: Any) -> int
     _say(
         f"\n== The evaluation gate: DAG {GATE_DAG_ID} (retrain -> compare with production -> promote if better) =="
     )
-    _say("  The emulated LLM judge rates each model with a quality the demo sets (see docs/evaluation.md).")
-    # Week 1: this week's fine-tune is better than the base model serving today.
+    _say("  The emulated LLM judge rates each model with a quality the demo sets (see docs/evaluation.md):")
+    _say(
+        "  week 1 this week's fine-tune is better than the base model in production, week 2 it is worse than"
+    )
+    _say(
+        "  the model promoted in week 1. Running both weeks (prepare, upload, fine-tune, evaluate, promote) ..."
+    )
+    emu.admin.clear_evaluation_quality()
     emu.admin.set_evaluation_quality(FINE_TUNED, 0.8)
     emu.admin.set_evaluation_quality(os.environ.get("TOGETHER_EXAMPLE_BASE_MODEL", "meta-llama/*"), 0.35)
-    first = _gate_run(env, dag_file, log_path, "Week 1")
-    promoted = ((first or {}).get("xcoms") or {}).get("promote.return_value")
-    if not promoted:
+    presenter = _Presenter()
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+        try:
+            _run_child(
+                {**env, "TOGETHER_DEMO_EMULATOR_URL": emu.root_url},
+                dag_file,
+                log_path,
+                presenter,
+                dag_id=GATE_DAG_ID,
+                weeks=2,
+            )
+        except subprocess.TimeoutExpired:
+            pass  # reported below: a week without a result
+    if len(presenter.results) < 2:
+        _say(f"  The DAG runs did not all report a result; see {log_path}")
         return 1
-    # Week 2: the new fine-tune is worse than the model promoted in week 1 (the last matching rule wins).
-    emu.admin.clear_evaluation_quality()
-    emu.admin.set_evaluation_quality(FINE_TUNED, 0.3)
-    emu.admin.set_evaluation_quality(str(promoted), 0.8)
-    second = _gate_run(env, dag_file, log_path, "Week 2")
-    refused = second is not None and not (second.get("xcoms") or {}).get("promote.return_value")
-    return 0 if refused and str(second["state"]).endswith("success") else 1
+    first, second = presenter.results[:2]
+    promoted = _report_week("Week 1", first)
+    refused = not _report_week("Week 2", second)
+    return 0 if promoted and refused and str(second["state"]).endswith("success") else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -254,11 +297,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--dag-id", default=DAG_ID, help=argparse.SUPPRESS)
+    parser.add_argument("--weeks", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--gate-only", action="store_true", help="run only the evaluation gate demo")
     parser.add_argument("--speed", type=float, default=SPEED, help="emulator speed-up of simulated training")
     args = parser.parse_args(argv)
     if args.child is not None:
-        return _child_main(args.child, args.dag_id)
+        return _child_main(args.child, args.dag_id, args.weeks)
     if not DAG_FILE.is_file():
         parser.error(f"{DAG_FILE} is missing")
 
