@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 AIRFLOW_VERSION ?= 3.3.2
+# Extra requirements for an older Airflow whose own ranges admit releases that break it (what its constraints file
+# would pin), e.g. AIRFLOW_PINS="fastapi<0.137 svcs<26 alembic<1.17" for 3.2.2; each one is quoted for the shell.
+AIRFLOW_PINS ?=
 PY := $(VENV)/bin/python
 UV := $(shell command -v uv 2>/dev/null)
 PYTEST_ARGS ?=
@@ -17,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	@if [ -z "$(UV)" ]; then $(PYTHON) -m pip install --quiet --user uv || $(PYTHON) -m pip install --quiet uv; fi
 	@UVBIN=$$(command -v uv || echo "$(PYTHON) -m uv"); \
 	  $$UVBIN venv --quiet --allow-existing -p $(PYTHON) $(VENV) && \
-	  $$UVBIN pip install --quiet -p $(PY) -e '.[test]' 'apache-airflow==$(AIRFLOW_VERSION)'
+	  $$UVBIN pip install --quiet -p $(PY) -e '.[test]' 'apache-airflow==$(AIRFLOW_VERSION)' $(foreach p,$(AIRFLOW_PINS),'$(p)')
 	@touch $@
 
 venv: $(VENV)/.installed
