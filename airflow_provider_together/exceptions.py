@@ -23,6 +23,9 @@ Callers branch on the exception *type* (and ``status_code``), never on message t
         ├── TogetherJobCancelledError  status ``cancelled``
         └── TogetherJobTimeoutError    Airflow stopped waiting before the job ended
 
+``transient_errors()`` names the branches a wait for a running job outlives (no answer, 5xx, 429, an
+unreadable answer): the trigger, the sensor and the worker's wait count them in a row instead of failing.
+
 Every message is built by this package from API fields and never includes the API key; ``request_id``
 is kept so that Together support can find the request.
 """
