@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -28,7 +27,7 @@ class Tokens:
 
 
 @pytest.fixture
-def tokens(monkeypatch: pytest.MonkeyPatch, airflow_db: None) -> Iterator[Tokens]:
+def tokens(monkeypatch: pytest.MonkeyPatch, airflow_db: None) -> Tokens:
     """Configure the simple auth manager as the api-server would, and sign one token per user."""
     from airflow.api_fastapi import app as api_app
     from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
@@ -40,16 +39,15 @@ def tokens(monkeypatch: pytest.MonkeyPatch, airflow_db: None) -> Iterator[Tokens
     )
     monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin,viewer:viewer")
     monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", JWT_SECRET)
-    previous = api_app._AuthManagerState.instance
-    api_app._AuthManagerState.instance = None
+    # The api-server's own factory: a fresh manager on 3.1, the process-wide one on 3.2+ (it reads the users
+    # from the configuration on each login, so the settings above apply either way).
     manager = api_app.create_auth_manager()
     assert isinstance(manager, SimpleAuthManager)
     signed = {
         name: manager.generate_jwt(SimpleAuthManagerUser(username=name, role=role))  # type: ignore[arg-type]
         for name, role in USERS.items()
     }
-    yield Tokens(signed)
-    api_app._AuthManagerState.instance = previous
+    return Tokens(signed)
 
 
 @pytest.fixture(scope="session")
