@@ -45,6 +45,13 @@ def test_graceful_triggerer_restart_keeps_the_job_and_a_kill_cancels_it(
         timeout=120,
         predicate=lambda ti: ti["triggerer_job"] is not None and ti["triggerer_job"]["id"] != old_triggerer,
     )
+    # Airflow 3.3 runs on_kill only for a trigger the triggerer has started: wait for the second start.
+    wait_for(
+        lambda: airflow.rest.task_log_events(DAG, run_id, TASK, 1),
+        lambda lines: sum(" starting" in line and line.startswith("trigger ") for line in lines) >= 2,
+        timeout=120,
+        what="the new triggerer starting the trigger",
+    )
     time.sleep(5)  # a cancel from the stopped trigger's cleanup() would have reached the emulator by now
     assert job_status(emulator, job_id) == "running"
     assert emulator.admin.count(CANCEL_ROUTE) == cancels_before
@@ -52,7 +59,9 @@ def test_graceful_triggerer_restart_keeps_the_job_and_a_kill_cancels_it(
 
     airflow.rest.set_ti_state(DAG, run_id, TASK, "failed")
 
+    # 3.3: on_kill, bounded by [triggerer] on_kill_timeout. 3.1 / 3.2: cleanup(), once the triggerer drops the
+    # trigger (up to about a minute on a loaded machine).
     wait_for(
-        lambda: job_status(emulator, job_id), CANCELLED.__contains__, timeout=30, what=f"{job_id} cancelled"
+        lambda: job_status(emulator, job_id), CANCELLED.__contains__, timeout=120, what=f"{job_id} cancelled"
     )
     assert airflow.rest.wait_dag_run(DAG, run_id, timeout=60) == "failed"
