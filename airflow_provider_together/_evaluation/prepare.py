@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,25 +45,9 @@ _PARTS = ("judge", "model_to_evaluate", "model_a", "model_b")
 
 def coerce_wait_arguments(op: TogetherEvaluationOperator) -> list[Problem]:
     """Turn the rendered ``poll_interval`` / ``timeout`` into numbers on the operator; return what is wrong."""
-    problems: list[Problem] = []
-    for name, allow_none in (("poll_interval", False), ("timeout", True)):
-        raw = getattr(op, name)
-        if raw is None or raw == "":
-            if not allow_none:
-                problems.append((name, "is required"))
-            setattr(op, name, None)
-            continue
-        seconds = getattr(raw, "total_seconds", None)
-        try:
-            value = float(seconds() if callable(seconds) else raw)
-        except (TypeError, ValueError):
-            problems.append((name, f"must be a number (got {raw!r})"))
-            continue
-        if isinstance(raw, bool) or not math.isfinite(value) or value <= 0:
-            problems.append((name, f"must be a finite number > 0 (got {raw!r})"))
-            continue
-        setattr(op, name, value)
-    return problems
+    from airflow_provider_together._fine_tune.prepare import coerce_numbers
+
+    return coerce_numbers(op, (("poll_interval", False, True), ("timeout", True, True)))
 
 
 def _inline_secrets(parameters: dict[str, Any]) -> list[Problem]:

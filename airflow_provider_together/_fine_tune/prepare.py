@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from airflow_provider_together.models import FineTuneConfig, FineTuneJob, ModelLimits
     from airflow_provider_together.operators import TogetherFineTuneOperator
 
-__all__ = ["build_config", "coerce_arguments", "final_api_errors", "prepare_and_submit"]
+__all__ = ["build_config", "coerce_arguments", "coerce_numbers", "final_api_errors", "prepare_and_submit"]
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +57,24 @@ Problem = tuple[str, str]
 FILE_FIELDS = ("training_file", "validation_file")
 
 
-def coerce_arguments(op: TogetherFineTuneOperator) -> list[Problem]:
-    """
-    Turn the rendered numeric arguments into numbers on the operator; return what is wrong with them.
+#: A numeric argument: (name, may be unset, must be > 0 rather than >= 0).
+NumberSpec = tuple[str, bool, bool]
+FINE_TUNE_NUMBERS: tuple[NumberSpec, ...] = (
+    ("max_price_usd", True, False),
+    ("poll_interval", False, True),
+    ("timeout", True, True),
+)
 
-    They are template fields, so after rendering they may be strings (``"{{ var.value.cap }}"``).
+
+def coerce_numbers(op: Any, specs: tuple[NumberSpec, ...]) -> list[Problem]:
+    """
+    Turn rendered numeric arguments into numbers on the operator; return what is wrong with them.
+
+    They are template fields, so after rendering they may be strings (``"{{ var.value.cap }}"``); a
+    ``timedelta`` counts in seconds. Shared by the fine-tune and the evaluation operators.
     """
     problems: list[Problem] = []
-    for name, allow_none, positive in (
-        ("max_price_usd", True, False),
-        ("poll_interval", False, True),
-        ("timeout", True, True),
-    ):
+    for name, allow_none, positive in specs:
         raw = getattr(op, name)
         if raw is None or (allow_none and raw == ""):
             if not allow_none:
@@ -86,6 +92,11 @@ def coerce_arguments(op: TogetherFineTuneOperator) -> list[Problem]:
             continue
         setattr(op, name, value)
     return problems
+
+
+def coerce_arguments(op: TogetherFineTuneOperator) -> list[Problem]:
+    """:func:`coerce_numbers` for the fine-tune operator's ``max_price_usd``, ``poll_interval``, ``timeout``."""
+    return coerce_numbers(op, FINE_TUNE_NUMBERS)
 
 
 def build_config(op: TogetherFineTuneOperator) -> FineTuneConfig:

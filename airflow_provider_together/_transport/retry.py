@@ -107,7 +107,7 @@ class RetryPolicy:
             retryable = status == 429
             if status >= 500:
                 raise TogetherAmbiguousSubmitError(
-                    f"{spec.describe()} answered {status} after the request was sent: the fine-tuning job may "
+                    f"{spec.describe()} answered {status} after the request was sent: the job may "
                     "or may not have been created, so it was not resent. Look for it in the job list.",
                     status_code=status,
                     request_id=request_id(response.headers),
@@ -132,7 +132,7 @@ class RetryPolicy:
         name = type(exc).__name__
         if spec.retry is Retry.SUBMIT and not isinstance(exc, NEVER_SENT):
             raise TogetherAmbiguousSubmitError(
-                f"{spec.describe()} failed after the request was sent ({name}): the fine-tuning job may or may "
+                f"{spec.describe()} failed after the request was sent ({name}): the job may or may "
                 "not have been created, so it was not resent. Look for it in the job list."
             ) from exc
         if not isinstance(exc, TRANSIENT) or attempt >= self.max_retries:
@@ -151,7 +151,7 @@ class RetryPolicy:
         """
         if spec.retry is Retry.SUBMIT:
             raise TogetherAmbiguousSubmitError(
-                f"{error.message}: the fine-tuning job may or may not have been created, so it was not "
+                f"{error.message}: the job may or may not have been created, so it was not "
                 "resent. Look for it in the job list.",
                 status_code=error.status_code,
                 request_id=error.request_id,
