@@ -43,7 +43,8 @@ def test_secrets_absent_from_logs_xcom_and_rendered_fields(airflow: LocalAirflow
     suffix = "e2e-secrets"
     run_id, job_id = start_stalled_run(airflow, emulator, "e2e_deferred", suffix)
     emulator.admin.set_job_scenario(job_id, "complete")
-    assert airflow.rest.wait_dag_run("e2e_deferred", run_id, timeout=180) == "success"
+    state = airflow.rest.wait_dag_run("e2e_deferred", run_id, timeout=180)
+    assert state == "success", _texts_of_run(airflow, "e2e_deferred", run_id)  # the logs say why
     # Both secrets were really used: the job was created with the W&B key, so Together started a W&B run.
     assert [job["id"] for job in jobs_with_suffix(emulator, suffix)] == [job_id]
     assert any("[wandb_init]" in line for line in expected_event_lines(emulator, job_id))
