@@ -23,6 +23,7 @@ __all__ = [
     "EVALUATION_URL_XCOM_KEY",
     "JOB_ID_XCOM_KEY",
     "JOB_URL_XCOM_KEY",
+    "PRICE_ESTIMATE_XCOM_KEY",
     "TogetherEvaluationLink",
     "TogetherFineTuneJobLink",
     "evaluation_url",
@@ -33,6 +34,9 @@ __all__ = [
 DASHBOARD_URL = "https://api.together.ai/fine-tuning/{job_id}"
 JOB_ID_XCOM_KEY = "job_id"
 JOB_URL_XCOM_KEY = "job_url"
+#: The dollars Together estimated just before the submission (pushed only when there was a usable estimate).
+#: The Together tab shows it, so that viewing a running job never asks Together for a new estimate.
+PRICE_ESTIMATE_XCOM_KEY = "estimated_price_usd"
 #: An evaluation's result page (what the v3 CLI links to after ``tg evals create``).
 EVALUATION_URL = "https://api.together.ai/evaluations/result/{evaluation_id}"
 EVALUATION_ID_XCOM_KEY = "evaluation_id"

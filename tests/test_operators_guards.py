@@ -18,6 +18,7 @@ from _fine_tune_support import BASE_MODEL, FAST, FakeTI, make_context, write_tra
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_together.exceptions import TogetherError
+from airflow_provider_together.links import PRICE_ESTIMATE_XCOM_KEY
 from airflow_provider_together.operators import TogetherFineTuneOperator
 
 pytestmark = pytest.mark.timeout(180)
@@ -153,6 +154,27 @@ def test_an_estimate_under_the_cap_is_logged_and_submitted(
     assert run(tmp_path, max_price_usd="1000")["status"] == "completed"  # a rendered template is a string
     assert created(emu) == 1
     assert "Estimated price: $" in caplog.text
+
+
+def test_the_estimate_goes_to_xcom_for_the_together_tab_and_a_missing_one_does_not(
+    emu: Any, tmp_path: Path
+) -> None:
+    train = str(write_training_file(tmp_path / "train.jsonl"))
+    ti = FakeTI(task_id="priced")
+    op = TogetherFineTuneOperator(
+        task_id="priced", training_file=train, model=BASE_MODEL, deferrable=False, poll_interval=0.05
+    )
+    op.execute(make_context(ti))
+    assert isinstance(ti.xcoms[PRICE_ESTIMATE_XCOM_KEY], float)
+    assert ti.xcoms[PRICE_ESTIMATE_XCOM_KEY] > 0
+
+    estimate_answers(emu, {"estimation_available": False, "unavailable_reason": "not today"})
+    ti = FakeTI(task_id="unpriced")
+    op = TogetherFineTuneOperator(
+        task_id="unpriced", training_file=train, model=BASE_MODEL, deferrable=False, poll_interval=0.05
+    )
+    op.execute(make_context(ti))
+    assert PRICE_ESTIMATE_XCOM_KEY not in ti.xcoms  # never a made-up $0
 
 
 @pytest.mark.parametrize("cap", ["-1", "nan", "lots"])

@@ -107,6 +107,16 @@ def test_job_ref_reads_the_xcoms_of_either_operator() -> None:
     )
 
 
+def test_job_ref_carries_the_estimate_the_operator_pushed() -> None:
+    ref = data.job_ref({"job_id": "ft-1", "estimated_price_usd": 12.5}, {})
+    assert ref is not None
+    assert ref.estimated_usd == 12.5
+    for unusable in (None, True, -1.0, "12.5", {"usd": 1}):
+        ref = data.job_ref({"job_id": "ft-1", "estimated_price_usd": unusable}, {})
+        assert ref is not None
+        assert ref.estimated_usd is None, unusable
+
+
 def test_loss_points_split_training_and_evaluation() -> None:
     rows = [
         {"train/loss": 2.0, "train/global_step": 1.0},
@@ -183,6 +193,46 @@ def test_running_job_refreshes_and_shows_progress(
     assert "so far $" in page
     assert "[job_pending]" in page
     assert together_emulator_conn.api_key not in page
+
+
+def test_refreshing_a_running_job_never_asks_for_a_new_estimate(
+    tokens: Tokens, together_emulator_conn: Any, tmp_path: Path
+) -> None:
+    """The tab refreshes every few seconds: the estimate comes from XCom, else one call per job and process."""
+    admin = together_emulator_conn.admin
+    estimate = "POST /v1/fine-tunes/estimate-price"
+    job_id = _submit(tmp_path, evals=False)
+    admin.set_job_scenario(job_id, "stall")
+    _wait(job_id, {"running"})
+    admin.reset_counts()
+    recorded = _client(data.JobRef("fine_tune", job_id, estimated_usd=7.25))
+    for _ in range(3):
+        page = recorded.get(URL, headers=tokens.header("viewer")).text
+        assert "estimated $7.25" in page
+    assert admin.count(estimate) == 0
+
+    # A job with no estimate in XCom (a reattaching try, an older provider): estimated once, then remembered.
+    data._estimates.pop(job_id, None)
+    unrecorded = _client(data.JobRef("fine_tune", job_id))
+    pages = [unrecorded.get(URL, headers=tokens.header("viewer")).text for _ in range(3)]
+    assert admin.count(estimate) == 1
+    assert all("estimated $" in page for page in pages)
+    assert admin.count("GET /v1/fine-tunes/{job_id}") >= 6  # the job itself is read on every view
+
+
+def test_a_failed_fallback_estimate_is_named_and_tried_again_on_the_next_view(
+    tokens: Tokens, together_emulator_conn: Any, tmp_path: Path
+) -> None:
+    admin = together_emulator_conn.admin
+    job_id = _submit(tmp_path, evals=False)
+    data._estimates.pop(job_id, None)
+    admin.add_fault("POST /v1/fine-tunes/estimate-price", "status", status=400, count=1)
+    client = _client(data.JobRef("fine_tune", job_id))
+    first = client.get(URL, headers=tokens.header("viewer")).text
+    assert "price estimate: TogetherBadRequestError" in first
+    second = client.get(URL, headers=tokens.header("viewer")).text
+    assert "price estimate:" not in second
+    assert "estimated $" in second
 
 
 def test_an_unreachable_together_is_shown_not_raised(tokens: Tokens, together_emulator_conn: Any) -> None:

@@ -38,6 +38,7 @@ from airflow_provider_together.exceptions import (
     TogetherFileRejectedError,
     TogetherNotFoundError,
 )
+from airflow_provider_together.links import PRICE_ESTIMATE_XCOM_KEY
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -327,7 +328,10 @@ def _submit(
                 previous.status_raw,
             )
 
-    check_price(hook, config, limits, op.max_price_usd)
+    estimated = check_price(hook, config, limits, op.max_price_usd)
+    if estimated is not None:
+        # For the Together tab: it shows this figure rather than asking Together again on every view.
+        ti.xcom_push(key=PRICE_ESTIMATE_XCOM_KEY, value=estimated)
     if not config.suffix:
         # Deterministic, so a retry on Airflow < 3.3 (or after an ambiguous create) recognises the job.
         config = config.model_copy(update={"suffix": suffix})

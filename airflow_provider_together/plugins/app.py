@@ -101,7 +101,7 @@ def _render(ref: data.TaskRef, job: data.JobRef | None, hook_factory: Callable[[
             ev = data.evaluation_view(hook, job)
             running = classify(ev.job) is Outcome.RUNNING
             return page.evaluation_page(ev, dashboard_url=evaluation_url(job.job_id), running=running)
-        ft = data.fine_tune_view(hook, job.job_id)
+        ft = data.fine_tune_view(hook, job.job_id, job.estimated_usd)
         running = classify(ft.job) is Outcome.RUNNING
         return page.fine_tune_page(ft, dashboard_url=job_url(job.job_id), running=running)
     except TogetherError as exc:

@@ -5,15 +5,22 @@ through the provider's hook (the API key stays in the api-server).
 :func:`locate` reads the metadata database; :func:`fine_tune_view` and :func:`evaluation_view` call Together.
 Both are blocking: the app runs them in a thread. Every Together call is best-effort on its own, so a failing
 ``/metrics`` still shows the job, with the problem named on the page.
+
+The tab refreshes every few seconds while a job runs, so it never asks Together for a price estimate per view:
+the operator pushes the estimate it enforced (``estimated_price_usd`` XCom), and a job without one (a try that
+reattached to an earlier try's job, or a job started by an older provider) is estimated once per api-server
+process and remembered (:data:`ESTIMATES_KEPT` jobs at most).
 """
 
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow_provider_together.links import EVALUATION_ID_XCOM_KEY, JOB_ID_XCOM_KEY
+from airflow_provider_together.links import EVALUATION_ID_XCOM_KEY, JOB_ID_XCOM_KEY, PRICE_ESTIMATE_XCOM_KEY
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -45,6 +52,10 @@ GATE_FIELDS = ("min_pass_percentage", "min_mean_score", "min_win_rate")
 _RESULT_XCOM_KEY = "evaluation_result"
 #: Newest events shown on the tab.
 EVENTS_SHOWN = 15
+#: Jobs whose fallback estimate an api-server process remembers (the least recently shown are forgotten).
+ESTIMATES_KEPT = 256
+_estimates: OrderedDict[str, float | None] = OrderedDict()
+_estimates_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,7 @@ class JobRef:
     conn_id: str = DEFAULT_CONN_ID
     rendered: dict[str, Any] = field(default_factory=dict)
     result: dict[str, Any] | None = None
+    estimated_usd: float | None = None
 
 
 @dataclass
@@ -108,7 +120,7 @@ def locate(ref: TaskRef) -> JobRef | None:
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    keys = (JOB_ID_XCOM_KEY, EVALUATION_ID_XCOM_KEY, _RESULT_XCOM_KEY)
+    keys = (JOB_ID_XCOM_KEY, EVALUATION_ID_XCOM_KEY, _RESULT_XCOM_KEY, PRICE_ESTIMATE_XCOM_KEY)
     with create_session() as session:
         rows = session.execute(
             select(XComModel.key, XComModel.value).where(
@@ -138,7 +150,11 @@ def job_ref(xcoms: dict[str, Any], rendered: dict[str, Any]) -> JobRef | None:
     conn_id = conn_id if isinstance(conn_id, str) and conn_id else DEFAULT_CONN_ID
     job_id = xcoms.get(JOB_ID_XCOM_KEY)
     if isinstance(job_id, str) and job_id:
-        return JobRef("fine_tune", job_id, conn_id, rendered)
+        estimated = xcoms.get(PRICE_ESTIMATE_XCOM_KEY)
+        usable = isinstance(estimated, (int, float)) and not isinstance(estimated, bool) and estimated >= 0
+        return JobRef(
+            "fine_tune", job_id, conn_id, rendered, estimated_usd=float(estimated) if usable else None
+        )
     evaluation_id = xcoms.get(EVALUATION_ID_XCOM_KEY)
     if isinstance(evaluation_id, str) and evaluation_id:
         result = xcoms.get(_RESULT_XCOM_KEY)
@@ -195,8 +211,28 @@ def _estimate(hook: TogetherHook, job: FineTuneJob) -> float | None:
     return usable_price(hook.estimate_fine_tune_price(request))[0]
 
 
-def fine_tune_view(hook: TogetherHook, job_id: str) -> FineTuneView:
-    """Fetch a fine-tuning job with its events, checkpoints, loss and price estimate."""
+def _remembered_estimate(hook: TogetherHook, job: FineTuneJob, problems: list[str]) -> float | None:
+    """Estimate a job that has no estimate in XCom, once per process (a failed call is tried again next view)."""
+    with _estimates_lock:
+        if job.id in _estimates:
+            _estimates.move_to_end(job.id)
+            return _estimates[job.id]
+    before = len(problems)
+    price = _attempt(problems, "price estimate", lambda: _estimate(hook, job), None)
+    if len(problems) == before:
+        with _estimates_lock:
+            _estimates[job.id] = price
+            while len(_estimates) > ESTIMATES_KEPT:
+                _estimates.popitem(last=False)
+    return price
+
+
+def fine_tune_view(hook: TogetherHook, job_id: str, estimated_usd: float | None = None) -> FineTuneView:
+    """
+    Fetch a fine-tuning job with its events, checkpoints and loss; add its price estimate.
+
+    :param estimated_usd: the estimate the operator recorded in XCom; without one, the job is estimated once.
+    """
     job = hook.get_fine_tune(job_id)
     view = FineTuneView(job=job)
     events = _attempt(view.problems, "events", lambda: hook.list_fine_tune_events(job_id), job.events)
@@ -206,7 +242,9 @@ def fine_tune_view(hook: TogetherHook, job_id: str) -> FineTuneView:
     )
     metrics = _attempt(view.problems, "metrics", lambda: hook.get_fine_tune_metrics(job_id), [])
     view.train_loss, view.eval_loss = loss_points(metrics)
-    view.estimated_usd = _attempt(view.problems, "price estimate", lambda: _estimate(hook, job), None)
+    view.estimated_usd = (
+        estimated_usd if estimated_usd is not None else _remembered_estimate(hook, job, view.problems)
+    )
     return view
 
 
