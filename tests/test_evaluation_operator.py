@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -275,6 +276,22 @@ def test_ambiguous_create_is_reconciled_and_a_retry_reuses_the_evaluation(emu: A
     assert first["evaluation_id"] == second["evaluation_id"]
     assert len(emu.admin.evaluations()) == 1
     assert emu.admin.count("POST /v1/evaluation") == 1
+
+
+def test_an_ambiguous_create_never_adopts_an_identical_evaluation_from_before(
+    emu: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Last run's evaluation of the same request is another verdict: the lookup only takes newer ones."""
+    from airflow_provider_together._fine_tune import reattach
+    from airflow_provider_together.exceptions import TogetherAmbiguousSubmitError
+
+    monkeypatch.setattr(reattach, "CLOCK_SKEW_S", 0.0)  # the emulator's clock is this machine's
+    old = _op(tmp_path).execute(make_context(FakeTI(task_id="evaluate")))
+    time.sleep(1.1)  # created_at has one-second resolution
+    emu.admin.add_fault("POST /v1/evaluation", "status", status=500, count=1)  # nothing created
+    with pytest.raises(TogetherAmbiguousSubmitError):
+        _op(tmp_path).execute(make_context(FakeTI(task_id="evaluate", try_number=2)))
+    assert [job["id"] for job in emu.admin.evaluations()] == [old["evaluation_id"]]
 
 
 def test_deferrable_defers_on_the_shared_trigger_and_completes_from_its_event(

@@ -349,6 +349,63 @@ def test_ambiguous_submit_without_a_job_is_not_resent_and_the_retry_submits(
     assert len(emu.admin.jobs()) == 1
 
 
+@pytest.mark.parametrize(
+    ("sibling", "mine"),
+    [
+        ({"suffix": "sweep-12"}, {"suffix": "sweep-1"}),  # a suffix that is a prefix of a sibling's
+        (
+            {"suffix": "sweep", "learning_rate": 2e-5},
+            {"suffix": "sweep", "learning_rate": 1e-5},
+        ),  # one suffix
+    ],
+    ids=["prefix-suffix", "shared-suffix"],
+)
+def test_an_ambiguous_submit_never_adopts_a_sibling_tasks_job(
+    emu: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, sibling: dict[str, Any], mine: dict[str, Any]
+) -> None:
+    """
+    Mapped tasks of a sweep share the training file and model. When one task's create is ambiguous, the job
+    list holds its siblings' jobs: adopting one would report another config's model as this task's result.
+    """
+    from airflow_provider_together._fine_tune import reattach as _reattach
+    from airflow_provider_together.exceptions import TogetherError
+    from airflow_provider_together.hooks import TogetherHook
+
+    monkeypatch.setattr(_reattach, "RECONCILE_DELAY_S", 0.01)
+    hook = TogetherHook()
+    train = hook.upload_file(write_training_file(tmp_path / "shared.jsonl")).id
+    hook.wait_for_file_ready(train)
+    other = _op(tmp_path, task_id="sibling", training_file=train, **sibling, wait_for_completion=False)
+    other_job = other.execute(make_context(FakeTI(task_id="sibling")))["job_id"]
+
+    emu.admin.add_fault(CREATE, status=500, count=1)  # answered without creating anything
+    store = MemoryStateStore()
+    with pytest.raises(TogetherError, match="not resent"):
+        _op(tmp_path, training_file=train, **mine).execute(make_context(FakeTI(try_number=1), store))
+    assert [job["id"] for job in emu.admin.jobs()] == [other_job]
+    result = _op(tmp_path, training_file=train, **mine).execute(make_context(FakeTI(try_number=2), store))
+    assert result["job_id"] != other_job
+    assert len(emu.admin.jobs()) == 2
+
+
+def test_suffix_matching_is_exact_in_the_echo_and_in_the_output_name() -> None:
+    from airflow_provider_together._fine_tune.reattach import suffix_matches
+    from airflow_provider_together.models import FineTuneJob
+
+    def job(suffix: str | None, name: str) -> FineTuneJob:
+        return FineTuneJob(id="ft-1", suffix=suffix, model_output_name=name)
+
+    base = "acct/Meta-Llama-3.1-8B-Instruct-Reference"
+    assert suffix_matches("sweep-1", job("sweep-1", f"{base}-sweep-1-0a1b2c3d"))
+    assert not suffix_matches("sweep-1", job("sweep-12", f"{base}-sweep-12-0a1b2c3d"))
+    assert suffix_matches("sweep-1", job(None, f"{base}-sweep-1-0a1b2c3d"))
+    assert suffix_matches("sweep-1", job(None, f"{base}-sweep-1"))
+    assert not suffix_matches("sweep-1", job(None, f"{base}-sweep-12-0a1b2c3d"))
+    assert not suffix_matches("sweep-1", job(None, f"{base}-sweep-1-x-0a1b2c3d"))
+    assert not suffix_matches("eep-1", job(None, f"{base}-sweep-1-0a1b2c3d"))
+    assert not suffix_matches("sweep-1", job(None, ""))
+
+
 def test_deferrable_pushes_the_link_then_defers_with_a_deadline(emu: Any, tmp_path: Any) -> None:
     from datetime import timedelta
 

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -196,10 +197,19 @@ def _redacted(request: dict[str, Any]) -> dict[str, Any]:
     return {"type": request.get("type"), "parameters": parameters}
 
 
-def _reconcile(hook: TogetherHook, request: dict[str, Any]) -> EvaluationJob | None:
-    """After an ambiguous create: the newest listed evaluation with exactly our request, if any."""
+def _reconcile(hook: TogetherHook, request: dict[str, Any], not_before: float) -> EvaluationJob | None:
+    """
+    After an ambiguous create: the newest listed evaluation with exactly our request, if any.
+
+    Only one created since the create call started (less the clock skew the fine-tune search allows): an
+    identical request evaluated last week is another task's verdict, not this one's.
+    """
+    from airflow_provider_together._fine_tune.reattach import created_since
+
     wanted = _redacted(request)
     for job in hook.list_evaluations(limit=50):
+        if not created_since(job.created_at, not_before):
+            continue
         if _redacted({"type": job.type, "parameters": job.parameters or {}}) == wanted:
             return job
     return None
@@ -224,10 +234,11 @@ def _submit_once(
                 "Reusing evaluation %s (%s) submitted by a previous try", job.workflow_id, job.status_raw
             )
             return job
+    started = time.time()
     try:
         job = hook.create_evaluation(request)
     except TogetherAmbiguousSubmitError:
-        found = _reconcile(hook, request)
+        found = _reconcile(hook, request, started)
         if found is None:
             raise
         log.warning("The create answer was lost; found evaluation %s with this request", found.workflow_id)

@@ -282,6 +282,7 @@ def _submit(
     from airflow_provider_together._fine_tune.abandoned import is_live, stop_abandoned_job
     from airflow_provider_together._fine_tune.price import check_price
     from airflow_provider_together._fine_tune.reattach import (
+        ECHOED,
         JobSearch,
         JobStateStore,
         find_previous_job,
@@ -300,7 +301,11 @@ def _submit(
     )
     # Only ids travel from here on: the search and the state store never see a path or a secret.
     search = JobSearch(
-        training_file=config.training_file, model=config.model, suffix=suffix, not_before=_not_before(context)
+        training_file=config.training_file,
+        model=config.model,
+        suffix=suffix,
+        not_before=_not_before(context),
+        echoed={name: getattr(config, name) for name in ECHOED if getattr(config, name, None) is not None},
     )
     store = JobStateStore(context)
     # Before anything else: a job an earlier try left deferred when a user cleared or marked the task is one

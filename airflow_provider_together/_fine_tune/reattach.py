@@ -13,7 +13,8 @@ created the job" and "the task remembered it". Two sources of truth, in order:
    ``airflow-<12 hex>`` derived from (dag_id, run_id, task_id, map_index, config fingerprint). It is the only
    place the marker can travel through Together unchanged (the suffix is echoed on the job and ends up in
    the output model name). A user-chosen suffix is never overwritten; the match then relies on file, model,
-   suffix and creation time.
+   the exact suffix, the echoed hyperparameters (:data:`ECHOED`: what tells a sweep's mapped tasks apart
+   when they share a suffix) and creation time.
 
 A running or completed job is reused; a failed, cancelled or ``cancel_requested`` one is replaced by a new
 submission.
@@ -32,8 +33,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -50,13 +53,16 @@ if TYPE_CHECKING:
     from airflow_provider_together.models import FineTuneJob
 
 __all__ = [
+    "ECHOED",
     "STATE_KEY",
     "JobSearch",
     "JobStateStore",
     "comms_errors",
+    "created_since",
     "find_previous_job",
     "marker_suffix",
     "submit_once",
+    "suffix_matches",
 ]
 
 log = logging.getLogger(__name__)
@@ -148,6 +154,25 @@ class JobStateStore:
         return deferred_try, job_id
 
 
+#: Hyperparameters a job echoes that a search compares when both sides have them. Mapped tasks of one sweep
+#: share the training file and model and may share a suffix; what they submit differs here.
+ECHOED = ("learning_rate", "n_epochs", "n_checkpoints", "n_evals")
+
+
+def suffix_matches(suffix: str, job: FineTuneJob) -> bool:
+    """
+    Whether ``job`` carries exactly ``suffix``: its echoed ``suffix``, else the end of its output model name.
+
+    Together names the model ``<account>/<base>-<suffix>-<id>``. A substring test would let ``sweep-1`` match a
+    sibling's ``sweep-12`` and hand one task another task's job, so the name must end with the suffix, then
+    at most one ``-<id>`` part (which has no ``-`` of its own).
+    """
+    if job.suffix is not None:
+        return job.suffix == suffix
+    name = job.model_output_name or ""
+    return re.search(rf"(?:^|[-/]){re.escape(suffix)}(?:-[0-9A-Za-z]+)?$", name) is not None
+
+
 @dataclass(frozen=True)
 class JobSearch:
     """What identifies this task's job in the job list."""
@@ -156,6 +181,8 @@ class JobSearch:
     model: str | None
     suffix: str | None
     not_before: float
+    #: The request's values of :data:`ECHOED` (a field is compared only when the job echoes it too).
+    echoed: Mapping[str, float] = field(default_factory=dict)
 
     def matches(self, job: FineTuneJob, not_before: float | None = None) -> bool:
         """Whether ``job`` looks like the one this task submitted."""
@@ -163,17 +190,28 @@ class JobSearch:
             return False
         if self.model and job.model and job.model != self.model:
             return False
-        if self.suffix and job.suffix != self.suffix and self.suffix not in (job.model_output_name or ""):
+        if self.suffix and not suffix_matches(self.suffix, job):
             return False
-        created = _epoch(job.created_at)
-        bound = self.not_before if not_before is None else not_before
-        return created is None or created >= bound - CLOCK_SKEW_S
+        for name, wanted in self.echoed.items():
+            got = getattr(job, name, None)
+            if isinstance(got, (int, float)) and not math.isclose(float(got), float(wanted), rel_tol=1e-9):
+                return False
+        return created_since(job.created_at, self.not_before if not_before is None else not_before)
 
     def find(self, hook: TogetherHook, not_before: float | None = None) -> FineTuneJob | None:
         """Return the newest matching job in the account's job list."""
         found = [job for job in hook.list_fine_tunes() if self.matches(job, not_before)]
         found.sort(key=lambda job: _epoch(job.created_at) or 0.0)
         return found[-1] if found else None
+
+
+def created_since(created_at: str | float | None, bound: float) -> bool:
+    """Whether a job created at ``created_at`` can be one started at or after ``bound`` (minus clock skew).
+
+    A job without a readable creation time passes: the other criteria must then tell it apart.
+    """
+    created = _epoch(created_at)
+    return created is None or created >= bound - CLOCK_SKEW_S
 
 
 def _epoch(value: str | float | None) -> float | None:
