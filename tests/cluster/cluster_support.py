@@ -188,3 +188,26 @@ def cursors(cluster: ClusterAirflow, dag_id: str, run_id: str, count: int) -> di
         i: as_cursor(cluster.rest.xcom_or_none(dag_id, run_id, "fine_tune", CURSOR_XCOM_KEY, map_index=i))
         for i in range(count)
     }
+
+
+def explain_run(cluster: ClusterAirflow, dag_id: str, run_id: str, *, tail: int = 25) -> str:
+    """A failure message for a run that did not succeed: each unsuccessful task instance with its tries' log tails.
+
+    CI shows only the assertion message; the last lines of a failed try's log are what say why (Together's
+    error, a config error, a timeout), so they go into it rather than a bare list of task-instance dicts.
+    """
+    parts = []
+    for ti in cluster.rest.task_instances(dag_id, run_id):
+        if ti["state"] == "success":
+            continue
+        name = f"{ti['task_id']}[{ti['map_index']}]"
+        parts.append(f"--- {name}: state={ti['state']} try_number={ti['try_number']}")
+        for try_number in range(1, int(ti["try_number"] or 0) + 1):
+            try:
+                lines = cluster.rest.task_log(dag_id, run_id, ti["task_id"], try_number, ti["map_index"])
+            except Exception as exc:  # a diagnostic must never hide the real failure
+                lines = f"(log unavailable: {exc!r})"
+            last = lines.splitlines()[-tail:]
+            parts.append(f"    try {try_number}, last {len(last)} log lines:")
+            parts.extend(f"      {line[:400]}" for line in last)
+    return "\n".join(parts) or "(every task instance succeeded)"

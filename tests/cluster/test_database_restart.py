@@ -11,7 +11,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from cluster_support import job_ids_by_map_index, mapped, measure, now, wait_all_deferred
+from cluster_support import explain_run, job_ids_by_map_index, mapped, measure, now, wait_all_deferred
 
 if TYPE_CHECKING:
     from cluster import ClusterAirflow
@@ -43,7 +43,7 @@ def test_deferred_tasks_resume_after_a_database_restart(
     for name in dead:
         cluster.restart_component(name)
 
-    assert cluster.rest.wait_dag_run(DAG, run_id, timeout=600) == "success", mapped(cluster, DAG, run_id)
+    assert cluster.rest.wait_dag_run(DAG, run_id, timeout=600) == "success", explain_run(cluster, DAG, run_id)
     measure("database restart to the run's success [s]", round(now() - started, 1))
     tis = mapped(cluster, DAG, run_id)
     assert {ti["state"] for ti in tis} == {"success"}

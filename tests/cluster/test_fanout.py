@@ -13,6 +13,7 @@ import pytest
 from cluster_support import (
     FANOUT,
     expected_event_lines,
+    explain_run,
     job_ids_by_map_index,
     logged_events,
     mapped,
@@ -38,9 +39,7 @@ def test_fanout_of_24_configs_runs_on_both_workers_one_job_each(
     started = now()
     run_id = cluster.rest.trigger(DAG, {"suffix": prefix, "count": FANOUT})
 
-    assert cluster.rest.wait_dag_run(DAG, run_id, timeout=900) == "success", cluster.rest.task_instances(
-        DAG, run_id
-    )
+    assert cluster.rest.wait_dag_run(DAG, run_id, timeout=900) == "success", explain_run(cluster, DAG, run_id)
     measure(f"fan-out of {FANOUT} fine-tunes, trigger to success [s]", round(now() - started, 1))
 
     tis = mapped(cluster, DAG, run_id)

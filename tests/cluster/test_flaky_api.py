@@ -12,7 +12,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from cluster_support import FANOUT, mapped, measure, now
+from cluster_support import FANOUT, explain_run, job_ids_by_map_index, mapped, measure, now
 
 if TYPE_CHECKING:
     from cluster import ClusterAirflow
@@ -41,8 +41,8 @@ def test_fanout_survives_a_flaky_api_with_exactly_one_job_per_config(
     started = now()
     run_id = cluster.rest.trigger(DAG, {"suffix": prefix, "count": FANOUT})
 
-    assert cluster.rest.wait_dag_run(DAG, run_id, timeout=1200) == "success", cluster.rest.task_instances(
-        DAG, run_id
+    assert cluster.rest.wait_dag_run(DAG, run_id, timeout=1200) == "success", explain_run(
+        cluster, DAG, run_id
     )
     measure(
         f"fan-out of {FANOUT} with 20 % failed requests, trigger to success [s]", round(now() - started, 1)
@@ -51,6 +51,9 @@ def test_fanout_survives_a_flaky_api_with_exactly_one_job_per_config(
     tis = mapped(cluster, DAG, run_id)
     assert {ti["state"] for ti in tis} == {"success"}
     assert len(tis) == FANOUT
+    # Each task has its own job: an ambiguous create must never adopt a sibling's (suffix flaky-1 vs flaky-12).
+    job_ids = job_ids_by_map_index(cluster, DAG, run_id, FANOUT)
+    assert len(set(job_ids.values())) == FANOUT, job_ids
     jobs = [job for job in emulator.admin.jobs() if str(job.get("suffix", "")).startswith(f"{prefix}-")]
     assert len(jobs) == FANOUT
     assert Counter(job["suffix"] for job in jobs) == Counter(f"{prefix}-{i}" for i in range(FANOUT))

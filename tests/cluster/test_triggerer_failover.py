@@ -18,6 +18,7 @@ import pytest
 from cluster_support import (
     FANOUT,
     cursors,
+    explain_run,
     job_events,
     job_ids_by_map_index,
     logged_events,
@@ -110,7 +111,7 @@ def test_triggerer_sigkill_moves_triggers_to_the_other_one(
     job_ids = job_ids_by_map_index(cluster, DAG, run_id, FANOUT)
     for job_id in job_ids.values():
         emulator.admin.set_job_scenario(job_id, "complete")
-    assert cluster.rest.wait_dag_run(DAG, run_id, timeout=600) == "success", mapped(cluster, DAG, run_id)
+    assert cluster.rest.wait_dag_run(DAG, run_id, timeout=600) == "success", explain_run(cluster, DAG, run_id)
 
     tis = mapped(cluster, DAG, run_id)
     assert {ti["state"] for ti in tis} == {"success"}

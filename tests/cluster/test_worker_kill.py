@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from cluster_support import jobs_with_suffix, measure, now, wait_for, worker_running
+from cluster_support import explain_run, jobs_with_suffix, measure, now, wait_for, worker_running
 
 if TYPE_CHECKING:
     from cluster import ClusterAirflow
@@ -60,7 +60,7 @@ def test_sigkill_of_celery_worker_after_submit_retry_reattaches(
     )  # nobody cancelled it: SIGKILL leaves no chance to
     emulator.admin.set_job_scenario(job_id, "complete")
 
-    assert cluster.rest.wait_dag_run(DAG, run_id, timeout=300) == "success"
+    assert cluster.rest.wait_dag_run(DAG, run_id, timeout=300) == "success", explain_run(cluster, DAG, run_id)
     assert [job["id"] for job in jobs_with_suffix(emulator, suffix)] == [job_id]
     assert cluster.rest.xcom(DAG, run_id, TASK)["job_id"] == job_id
     assert [t["state"] for t in cluster.rest.tries(DAG, run_id, TASK)] == ["failed", "success"]
