@@ -1,5 +1,5 @@
 """
-Tell, from a trigger's ``cleanup()``, whether its task was killed: the Airflow 3.1 / 3.2 stand-in for ``on_kill``.
+Tell whether a stopped trigger's task was killed, or its trigger only moved: asked before cancelling a paid job.
 
 Airflow 3.3 calls a trigger's ``on_kill()`` when a user marks its deferred task failed or success, or clears it.
 Airflow 3.1 and 3.2 have no such hook; the only code that runs is ``cleanup()``, and it runs whenever the trigger
@@ -8,6 +8,16 @@ its task left ``deferred``. Only the last is a kill. The task instance's state t
 has not fired and whose task instance is no longer deferred was stopped by a user (or by Airflow giving up on
 it). A triggerer restart or a takeover leaves the task deferred; an unanswered question counts as "still
 deferred", so a doubt never cancels a job.
+
+Airflow 3.3 calls ``on_kill()`` for more than a kill. Its triggerer cancels, with the "user action" message that
+triggers ``on_kill``, every trigger it runs that is no longer assigned to it
+(``TriggerRunnerSupervisor.update_triggers``: ``running_triggers - requested_trigger_ids``), and that includes a
+trigger another triggerer took over (HA assignment). Seen in the cluster suite: a trigger started on triggerer 5,
+was picked up by triggerer 4 a second later, and triggerer 5 logged "Trigger cancelled by user action, invoking
+on_kill" and cancelled a job whose task was still deferred; the retry then paid for a second job. So ``on_kill``
+asks too (:func:`moved_not_killed`): a task instance that Airflow says is still ``deferred`` (or ``running``,
+a new try that resumed) was not killed. There, a question Airflow did not answer leaves ``on_kill`` to cancel:
+Airflow did say "user action", and a real kill left running costs the whole job.
 """
 
 from __future__ import annotations
@@ -79,3 +89,18 @@ async def killed_while_deferred(ti: Any) -> bool:
         return False
     state = await task_state(ti)
     return state is not _UNKNOWN and state not in _STILL_WANTED
+
+
+async def moved_not_killed(ti: Any) -> bool:
+    """
+    Return True when Airflow says the task instance is still ``deferred`` or ``running`` (call from ``on_kill``).
+
+    Then the trigger was stopped on this triggerer because another one took it over (or the task already
+    resumed), not because a user acted. Anything else, including no answer, is False: ``on_kill`` goes on.
+
+    :param ti: the trigger's ``task_instance``; None (a trigger run outside a triggerer) is never a move.
+    """
+    if ti is None:
+        return False
+    state = await task_state(ti)
+    return state is not _UNKNOWN and state in _STILL_WANTED

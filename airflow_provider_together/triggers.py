@@ -293,7 +293,25 @@ class TogetherJobTrigger(BaseTrigger):
         )
 
     async def on_kill(self) -> None:
-        """Cancel the job when a user killed the deferred task (Airflow 3.3+ calls this; on 3.1 / 3.2, cleanup)."""
+        """
+        Cancel the job when a user killed the deferred task (Airflow 3.3+ calls this; on 3.1 / 3.2, cleanup).
+
+        Airflow 3.3 also calls it on a triggerer that a trigger moved away from, so it first asks whether the
+        task instance is still deferred (``_kill_check``).
+        """
+        from airflow_provider_together._kill_check import moved_not_killed
+
+        if self._kind.cancellable and self.cancel_on_kill and await moved_not_killed(self.task_instance):
+            self.log.info(
+                "Stopped on this triggerer, but the task is still deferred or running: the trigger moved to "
+                "another triggerer, so %s %s keeps running",
+                self._kind.noun,
+                self.job_id,
+            )
+            return
+        await self._cancel_for_kill()
+
+    async def _cancel_for_kill(self) -> None:
         if not self._kind.cancellable:
             self.log.info(
                 "Task killed; %s %s keeps running (the API cannot cancel it)", self._kind.noun, self.job_id
@@ -333,7 +351,7 @@ class TogetherJobTrigger(BaseTrigger):
         if self._fired or not self.cancel_on_kill:
             return
         if await killed_while_deferred(self.task_instance):
-            await self.on_kill()
+            await self._cancel_for_kill()
 
     async def _already_stopping(self, hook: TogetherHook) -> bool:
         import httpx

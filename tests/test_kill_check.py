@@ -1,4 +1,4 @@
-"""cleanup() on Airflow 3.1 / 3.2: cancel only when the task left ``deferred`` before the trigger fired.
+"""Kill or move? cleanup() on 3.1 / 3.2 and on_kill() on 3.3 cancel only when the task left ``deferred``.
 
 The triggerer's answer comes through ``fetch_task_states`` (the Task SDK call, the boundary with Airflow); the
 cancel goes to the emulator. ``TRIGGERER_CALLS_ON_KILL`` is forced off so the 3.1 / 3.2 path runs on any
@@ -127,3 +127,84 @@ async def test_on_airflow_33_cleanup_never_asks(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(_kill_check, "TRIGGERER_CALLS_ON_KILL", True)
     monkeypatch.setattr(_kill_check, "fetch_task_states", pytest.fail)
     assert await _kill_check.killed_while_deferred(TI) is False
+
+
+@pytest.fixture
+def task_states(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Answer ``on_kill``'s state question from ``answer`` (None: the channel fails), on any Airflow version."""
+    answer: dict[str, Any] = {"states": {}, "asked": 0}
+
+    def fetch(dag_id: str, run_id: str, task_id: str, map_index: int) -> dict[str, Any]:
+        answer["asked"] += 1
+        if answer["states"] is None:
+            raise RuntimeError("supervisor channel closed")
+        return dict(answer["states"])
+
+    monkeypatch.setattr(_kill_check, "fetch_task_states", fetch)
+    return answer
+
+
+async def _on_kill(job_id: str, ti: Any = TI, *, cancel_on_kill: bool = True) -> None:
+    from airflow_provider_together.hooks import TogetherHook
+
+    trigger = TogetherFineTuneTrigger(job_id=job_id, cancel_on_kill=cancel_on_kill)
+    trigger.task_instance = ti
+    try:
+        await trigger.on_kill()
+    finally:
+        await TogetherHook.aclose_async_clients()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("state", ["deferred", "running"])
+async def test_on_kill_of_a_trigger_that_moved_to_another_triggerer_keeps_the_job(
+    together_emulator_conn: Any, tmp_path: Any, task_states: dict[str, Any], state: str
+) -> None:
+    """Airflow 3.3 runs on_kill on the triggerer a trigger was reassigned away from: the task is still deferred."""
+    emu = together_emulator_conn
+    emu.admin.set_default_scenario("stall")
+    job_id = create_job(tmp_path)
+    task_states["states"] = {"r": {"fine_tune": state}}
+
+    await _on_kill(job_id)
+
+    assert task_states["asked"] == 1
+    assert emu.admin.count(CANCEL_ROUTE) == 0
+    assert emu.admin.job(job_id)["status"] not in ("cancel_requested", "cancelled")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "states",
+    [
+        pytest.param({"r": {"fine_tune": "failed"}}, id="marked-failed"),
+        pytest.param({"r": {"fine_tune": "success"}}, id="marked-success"),
+        pytest.param({"r": {"fine_tune": None}}, id="cleared"),
+        pytest.param(None, id="no-answer-trusts-airflow"),
+        pytest.param({}, id="task-instance-gone"),
+    ],
+)
+async def test_on_kill_of_a_killed_task_cancels_the_job(
+    together_emulator_conn: Any, tmp_path: Any, task_states: dict[str, Any], states: Any
+) -> None:
+    emu = together_emulator_conn
+    emu.admin.set_default_scenario("stall")
+    job_id = create_job(tmp_path)
+    task_states["states"] = states
+
+    await _on_kill(job_id)
+
+    assert emu.admin.count(CANCEL_ROUTE) == 1
+    assert emu.admin.job(job_id)["status"] in ("cancel_requested", "cancelled")
+
+
+@pytest.mark.anyio
+async def test_on_kill_outside_a_triggerer_cancels_without_asking(
+    together_emulator_conn: Any, tmp_path: Any, task_states: dict[str, Any]
+) -> None:
+    emu = together_emulator_conn
+    emu.admin.set_default_scenario("stall")
+    job_id = create_job(tmp_path)
+    await _on_kill(job_id, None)
+    assert task_states["asked"] == 0
+    assert emu.admin.count(CANCEL_ROUTE) == 1
