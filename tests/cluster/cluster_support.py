@@ -211,3 +211,28 @@ def explain_run(cluster: ClusterAirflow, dag_id: str, run_id: str, *, tail: int 
             parts.append(f"    try {try_number}, last {len(last)} log lines:")
             parts.extend(f"      {line[:400]}" for line in last)
     return "\n".join(parts) or "(every task instance succeeded)"
+
+
+def retry_reasons(
+    cluster: ClusterAirflow, dag_id: str, run_id: str, tis: list[dict[str, Any]]
+) -> Counter[str]:
+    """Why tries before the last failed: the last error-like line of each earlier try's log, counted.
+
+    Task retries are part of surviving a flaky API (an ambiguous create whose job is not listed fails the try),
+    so the suite reports what caused them: a cause that is not in that family is a bug to look at.
+    """
+    reasons: Counter[str] = Counter()
+    for ti in tis:
+        for try_number in range(1, int(ti["try_number"] or 1)):
+            try:
+                lines = cluster.rest.task_log_events(
+                    dag_id, run_id, ti["task_id"], try_number, ti["map_index"]
+                )
+            except Exception as exc:  # a measurement must never fail the run it describes
+                reasons[f"(log unavailable: {type(exc).__name__})"] += 1
+                continue
+            errors = [line for line in lines if re.search(r"Error|Exception|failed", line)]
+            reasons[
+                re.sub(r"\b(ft|file)-[0-9a-f-]+", "<id>", errors[-1])[:200] if errors else "(no error line)"
+            ] += 1
+    return reasons

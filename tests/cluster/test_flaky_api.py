@@ -12,7 +12,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from cluster_support import FANOUT, explain_run, job_ids_by_map_index, mapped, measure, now
+from cluster_support import FANOUT, explain_run, job_ids_by_map_index, mapped, measure, now, retry_reasons
 
 if TYPE_CHECKING:
     from cluster import ClusterAirflow
@@ -65,4 +65,5 @@ def test_fanout_survives_a_flaky_api_with_exactly_one_job_per_config(
     measure("flaky fan-out: injected failures / requests", f"{sum(hits.values())} / {requests} {hits}")
     retried = sum(1 for ti in tis if ti["try_number"] > 1)
     measure("flaky fan-out: mapped tasks that needed an Airflow retry", retried)
+    measure("flaky fan-out: why earlier tries failed", dict(retry_reasons(cluster, DAG, run_id, tis)))
     assert sum(hits.values()) >= 10, hits
