@@ -133,9 +133,13 @@ class TogetherHook(BaseHook):
         self, op: Callable[Concatenate[Context, P], Flow[T]], *args: P.args, **kwargs: P.kwargs
     ) -> T:
         s = await _client.session(self.together_conn_id, self._aresolve)
-        return await arun_flow(
-            op(self._context(s.settings), *args, **kwargs), s.client, s.settings, self.asleep, s.gate
-        )
+        s.in_flight += 1
+        try:
+            return await arun_flow(
+                op(self._context(s.settings), *args, **kwargs), s.client, s.settings, self.asleep, s.gate
+            )
+        finally:
+            s.in_flight -= 1
 
     @staticmethod
     async def aclose_async_clients() -> None:

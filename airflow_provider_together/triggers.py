@@ -158,6 +158,14 @@ class TogetherJobTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until the job ends or the deadline passes; yield exactly one event."""
+        from airflow_provider_together._transport.client import loop_user
+
+        # Counted in: the last trigger of a loop to stop closes the loop's idle clients (_transport.client).
+        async with loop_user():
+            async for event in self._poll():
+                yield event
+
+    async def _poll(self) -> AsyncIterator[TriggerEvent]:
         kind = self._kind
         # Imported here, not at module top: the operator module imports this one lazily, and DAG parsing
         # must not pay for httpx-based hooks or pydantic models.

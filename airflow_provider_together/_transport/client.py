@@ -6,6 +6,11 @@ Building a client costs ~25 ms of CPU, almost all of it loading CA certificates 
 one client (and one TLS context) per connection instead of building one per poll. An
 ``asyncio.Semaphore`` sized like the connection pool bounds the requests in flight: a burst of 1,000
 polls queues on the semaphore instead of ending in ``httpx.PoolTimeout``.
+
+Triggers count themselves in and out of their loop (:func:`loop_user`); when the last one leaves and no request
+is in flight, the loop's clients are closed. A triggerer only pays a new connection for the next trigger after
+an idle moment, and a loop that ends with its trigger (``dag.test`` runs each trigger in ``asyncio.run``)
+closes its aiohttp session instead of logging "Unclosed client session" when it is collected.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import ssl
 import time
 import warnings
 import weakref
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -26,7 +32,7 @@ import httpx
 from airflow_provider_together._transport.http import USER_AGENT
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
     from airflow_provider_together._transport.settings import TogetherSettings
 
@@ -102,6 +108,8 @@ class AsyncSession:
     client: httpx.AsyncClient
     gate: asyncio.Semaphore
     expires: float
+    #: Hook calls running on this session (a client is only closed for being idle when this is 0).
+    in_flight: int = 0
 
 
 @dataclass
@@ -109,6 +117,7 @@ class _LoopState:
     sessions: dict[str, AsyncSession] = field(default_factory=dict)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     closing: set[asyncio.Task[None]] = field(default_factory=set)
+    users: int = 0
 
 
 # Keyed weakly by loop: a loop that is gone must not be handed a client bound to it.
@@ -182,6 +191,29 @@ def _forget_closed_loops() -> None:
         for loop in dead:
             _LOOPS.pop(loop, None)
         gc.collect()
+
+
+@asynccontextmanager
+async def loop_user() -> AsyncIterator[None]:
+    """
+    Count a long-lived user of the running loop's clients (a trigger, for as long as it runs).
+
+    When the last one leaves and none of the loop's clients has a call in flight, they are closed. A hook
+    used outside a trigger is not counted and never closed under a call: its clients stay until then.
+    """
+    loop = asyncio.get_running_loop()
+    state = _LOOPS.get(loop)
+    if state is None:
+        _forget_closed_loops()
+        state = _LOOPS[loop] = _LoopState()
+    state.users += 1
+    try:
+        yield
+    finally:
+        state.users -= 1
+        if state.users == 0 and _LOOPS.get(loop) is state:
+            if all(s.in_flight == 0 for s in state.sessions.values()):
+                await aclose_sessions()
 
 
 async def aclose_sessions() -> None:
