@@ -216,7 +216,7 @@ def explain_run(cluster: ClusterAirflow, dag_id: str, run_id: str, *, tail: int 
 def retry_reasons(
     cluster: ClusterAirflow, dag_id: str, run_id: str, tis: list[dict[str, Any]]
 ) -> Counter[str]:
-    """Why tries before the last failed: the last error-like line of each earlier try's log, counted.
+    """Why tries before the last failed: the exception of each earlier try's log (type: message), counted.
 
     Task retries are part of surviving a flaky API (an ambiguous create whose job is not listed fails the try),
     so the suite reports what caused them: a cause that is not in that family is a bug to look at.
@@ -225,14 +225,22 @@ def retry_reasons(
     for ti in tis:
         for try_number in range(1, int(ti["try_number"] or 1)):
             try:
-                lines = cluster.rest.task_log_events(
+                records = cluster.rest.task_log_records(
                     dag_id, run_id, ti["task_id"], try_number, ti["map_index"]
                 )
             except Exception as exc:  # a measurement must never fail the run it describes
                 reasons[f"(log unavailable: {type(exc).__name__})"] += 1
                 continue
-            errors = [line for line in lines if re.search(r"Error|Exception|failed", line)]
-            reasons[
-                re.sub(r"\b(ft|file)-[0-9a-f-]+", "<id>", errors[-1])[:200] if errors else "(no error line)"
-            ] += 1
+            reasons[_failure(records)] += 1
     return reasons
+
+
+def _failure(records: list[dict[str, Any]]) -> str:
+    """The last exception a try's log records, as ``Type: first 120 characters``, ids replaced by <id>."""
+    for record in reversed(records):
+        details = record.get("error_detail")
+        if isinstance(details, list) and details and isinstance(details[-1], dict):
+            last = details[-1]
+            text = f"{last.get('exc_type', '?')}: {str(last.get('exc_value', ''))[:120]}"
+            return re.sub(r"\b(ft|file)-[0-9a-f-]+", "<id>", text)
+    return "(no exception recorded)"
