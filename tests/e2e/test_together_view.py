@@ -118,3 +118,46 @@ def test_together_tab_shows_a_running_then_a_finished_job(
     assert shot.stat().st_size > 20_000
     assert E2E_API_KEY not in frame_html
     assert job_id in frame_html
+
+
+def test_together_tab_of_a_mapped_task_shows_that_map_index_job(
+    airflow: LocalAirflow, emulator: Any, chromium_path: str
+) -> None:
+    """``.../mapped/<i>/plugin/together`` reads map index i's XCom: its job id and the estimate it recorded."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=UI_TIMEOUT_MS)
+    dag = "e2e_together_view_mapped"
+    airflow.rest.wait_for_dag(dag, timeout=300)
+    run_id = airflow.rest.trigger(dag, {})
+    state = _poll(
+        lambda: airflow.rest.dag_run(dag, run_id)["state"],
+        lambda value: value in ("success", "failed"),
+        timeout=600,
+        what="the mapped run finished",
+    )
+    assert state == "success"
+    jobs = {i: str(airflow.rest.xcom(dag, run_id, TASK, "job_id", map_index=i)) for i in (0, 1)}
+    estimates = {i: airflow.rest.xcom(dag, run_id, TASK, "estimated_price_usd", map_index=i) for i in (0, 1)}
+    assert jobs[0] != jobs[1]
+    assert all(isinstance(value, (int, float)) and value > 0 for value in estimates.values()), estimates
+    base = f"{airflow.url}/dags/{dag}/runs/{quote(run_id, safe='')}/tasks/{TASK}/mapped"
+    out_dir = REPO / "test-output" / "e2e"
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1300})
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            for index in (1, 0):
+                page.goto(f"{base}/{index}/plugin/together")
+                expect(page.locator('a[href$="/plugin/together"]').first).to_be_visible()
+                frame = page.frame_locator("iframe")
+                expect(frame.locator("#job-id")).to_have_text(jobs[index])
+                expect(frame.locator("#job-status")).to_have_text("completed")
+                expect(frame.locator("body")).to_contain_text(f"estimated ${estimates[index]:,.2f}")
+                expect(frame.locator("#loss-curve polyline.train-loss")).to_have_count(1)
+                page.screenshot(path=str(out_dir / f"together-view-mapped-{index}.png"), full_page=True)
+        finally:
+            browser.close()

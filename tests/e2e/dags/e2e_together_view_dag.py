@@ -38,3 +38,26 @@ with DAG(
         poll_interval=1.0,
         timeout=600,
     )
+
+with DAG(
+    dag_id="e2e_together_view_mapped",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    params={"suffix": "e2e-view-map", "training_file": TRAIN_FILE},
+    tags=["e2e"],
+):
+    # Two mapped fine-tunes: the tab of mapped/1 must show map index 1's job, not 0's.
+    TogetherFineTuneOperator.partial(
+        task_id="fine_tune",
+        deferrable=True,
+        retries=2,
+        retry_delay=timedelta(seconds=2),
+        training_file="{{ params.training_file }}",
+        model="meta-llama/Meta-Llama-3.1-8B-Instruct-Reference",
+        lora=True,
+        n_epochs=1,
+        n_checkpoints=1,
+        poll_interval=1.0,
+        timeout=600,
+    ).expand(suffix=["e2e-view-map-0", "e2e-view-map-1"])
