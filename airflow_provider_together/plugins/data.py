@@ -151,10 +151,10 @@ def job_ref(xcoms: dict[str, Any], rendered: dict[str, Any]) -> JobRef | None:
     job_id = xcoms.get(JOB_ID_XCOM_KEY)
     if isinstance(job_id, str) and job_id:
         estimated = xcoms.get(PRICE_ESTIMATE_XCOM_KEY)
-        usable = isinstance(estimated, (int, float)) and not isinstance(estimated, bool) and estimated >= 0
-        return JobRef(
-            "fine_tune", job_id, conn_id, rendered, estimated_usd=float(estimated) if usable else None
-        )
+        usd: float | None = None
+        if isinstance(estimated, (int, float)) and not isinstance(estimated, bool) and estimated >= 0:
+            usd = float(estimated)
+        return JobRef("fine_tune", job_id, conn_id, rendered, estimated_usd=usd)
     evaluation_id = xcoms.get(EVALUATION_ID_XCOM_KEY)
     if isinstance(evaluation_id, str) and evaluation_id:
         result = xcoms.get(_RESULT_XCOM_KEY)
@@ -218,7 +218,7 @@ def _remembered_estimate(hook: TogetherHook, job: FineTuneJob, problems: list[st
             _estimates.move_to_end(job.id)
             return _estimates[job.id]
     before = len(problems)
-    price = _attempt(problems, "price estimate", lambda: _estimate(hook, job), None)
+    price: float | None = _attempt(problems, "price estimate", lambda: _estimate(hook, job), None)
     if len(problems) == before:
         with _estimates_lock:
             _estimates[job.id] = price
