@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _fine_tune_support import BASE_MODEL, FAST, FakeTI, make_context, write_training_file
+from _fine_tune_support import BASE_MODEL, FAST, FakeTI, MemoryStateStore, make_context, write_training_file
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_together.exceptions import TogetherError
@@ -175,6 +175,31 @@ def test_the_estimate_goes_to_xcom_for_the_together_tab_and_a_missing_one_does_n
     )
     op.execute(make_context(ti))
     assert PRICE_ESTIMATE_XCOM_KEY not in ti.xcoms  # never a made-up $0
+
+
+def test_a_try_that_reattaches_pushes_the_estimate_the_submitting_try_recorded(
+    emu: Any, tmp_path: Path
+) -> None:
+    store = MemoryStateStore()
+    train = str(write_training_file(tmp_path / "train.jsonl"))
+
+    def attempt(try_number: int) -> FakeTI:
+        ti = FakeTI(task_id="priced", try_number=try_number)
+        TogetherFineTuneOperator(
+            task_id="priced",
+            training_file=train,
+            model=BASE_MODEL,
+            wait_for_completion=False,
+            deferrable=False,
+        ).execute(make_context(ti, store))
+        return ti
+
+    first = attempt(1)
+    estimates = emu.admin.count(ESTIMATE)
+    second = attempt(2)  # a new try starts with no XCom, and reattaches to the running job
+    assert created(emu) == 1
+    assert emu.admin.count(ESTIMATE) == estimates  # carried from the task state store, not asked again
+    assert second.xcoms[PRICE_ESTIMATE_XCOM_KEY] == first.xcoms[PRICE_ESTIMATE_XCOM_KEY]
 
 
 @pytest.mark.parametrize("cap", ["-1", "nan", "lots"])

@@ -325,6 +325,8 @@ def _submit(
                 log.info(
                     "Reattaching to job %s (%s) submitted by a previous try", previous.id, previous.status_raw
                 )
+                # A new try starts with no XCom: carry the estimate the submitting try recorded (3.3+).
+                _push_estimate(ti, store.recorded_estimate(previous.id))
                 return previous
             # Failed, cancelled, being cancelled (it can only end cancelled), or abandoned by a user action.
             log.info(
@@ -334,9 +336,7 @@ def _submit(
             )
 
     estimated = check_price(hook, config, limits, op.max_price_usd)
-    if estimated is not None:
-        # For the Together tab: it shows this figure rather than asking Together again on every view.
-        ti.xcom_push(key=PRICE_ESTIMATE_XCOM_KEY, value=estimated)
+    _push_estimate(ti, estimated)
     if not config.suffix:
         # Deterministic, so a retry on Airflow < 3.3 (or after an ambiguous create) recognises the job.
         config = config.model_copy(update={"suffix": suffix})
@@ -344,4 +344,12 @@ def _submit(
     request = config.to_request(
         limits, wandb_key=secrets.get("wandb_key"), hf_api_token=secrets.get("hf_api_token")
     )
-    return submit_once(hook, request, store=store, fingerprint=fingerprint, search=search)
+    return submit_once(
+        hook, request, store=store, fingerprint=fingerprint, search=search, estimated_usd=estimated
+    )
+
+
+def _push_estimate(ti: Any, estimated: float | None) -> None:
+    """Push the estimate for the Together tab, which shows it rather than asking Together on every view."""
+    if estimated is not None:
+        ti.xcom_push(key=PRICE_ESTIMATE_XCOM_KEY, value=estimated)

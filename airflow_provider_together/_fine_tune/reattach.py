@@ -123,6 +123,14 @@ class JobStateStore:
         if self._store is not None:
             self._store.set(STATE_KEY, record)
 
+    def recorded_estimate(self, job_id: str) -> float | None:
+        """The price estimate recorded with ``job_id`` when it was submitted, if this store has it."""
+        record = self.get()
+        if record is None or record.get("job_id") != job_id:
+            return None
+        value = record.get("estimated_usd")
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
     def mark_deferred(self, job_id: str, try_number: int) -> None:
         """
         Record that try ``try_number`` hands job ``job_id`` to the triggerer (written just before deferring).
@@ -261,9 +269,13 @@ def submit_once(
     store: JobStateStore,
     fingerprint: str,
     search: JobSearch,
+    estimated_usd: float | None = None,
 ) -> FineTuneJob:
     """
     Create the job exactly once, recording the attempt before and the job id right after the call.
+
+    :param estimated_usd: the price estimate checked before the call, kept with the job id so that a try that
+        reattaches can show it again (the Together tab reads it from XCom, which a new try starts without).
 
     :raises TogetherError: the create was ambiguous and the job could not be found; the request is never
         resent, and the next try looks for the job again.
@@ -287,5 +299,12 @@ def submit_once(
                 "Together may or may not have created the fine-tuning job and it is not in the job list yet; "
                 "the request was not resent. A retry of this task looks for the job again before submitting."
             ) from exc
-    store.put({"job_id": job.id, "fingerprint": fingerprint, "submit_started_at": started})
+    store.put(
+        {
+            "job_id": job.id,
+            "fingerprint": fingerprint,
+            "submit_started_at": started,
+            "estimated_usd": estimated_usd,
+        }
+    )
     return job

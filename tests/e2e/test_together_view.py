@@ -120,6 +120,11 @@ def test_together_tab_shows_a_running_then_a_finished_job(
     assert job_id in frame_html
 
 
+def _airflow_33(airflow: LocalAirflow) -> bool:
+    version = str(airflow.rest.request("GET", "/version")["version"])
+    return tuple(int(part) for part in version.split(".")[:2]) >= (3, 3)
+
+
 def test_together_tab_of_a_mapped_task_shows_that_map_index_job(
     airflow: LocalAirflow, emulator: Any, chromium_path: str
 ) -> None:
@@ -138,9 +143,14 @@ def test_together_tab_of_a_mapped_task_shows_that_map_index_job(
     )
     assert state == "success"
     jobs = {i: str(airflow.rest.xcom(dag, run_id, TASK, "job_id", map_index=i)) for i in (0, 1)}
-    estimates = {i: airflow.rest.xcom(dag, run_id, TASK, "estimated_price_usd", map_index=i) for i in (0, 1)}
+    # On Airflow < 3.3 a try that reattached (a cold start can fail a first try here) has no estimate to carry
+    # (no task state store): the tab then estimates the job once itself. On 3.3 every try has the XCom.
+    estimates = {
+        i: airflow.rest.xcom_or_none(dag, run_id, TASK, "estimated_price_usd", map_index=i) for i in (0, 1)
+    }
     assert jobs[0] != jobs[1]
-    assert all(isinstance(value, (int, float)) and value > 0 for value in estimates.values()), estimates
+    if _airflow_33(airflow):
+        assert all(isinstance(value, (int, float)) and value > 0 for value in estimates.values()), estimates
     base = f"{airflow.url}/dags/{dag}/runs/{quote(run_id, safe='')}/tasks/{TASK}/mapped"
     out_dir = REPO / "test-output" / "e2e"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -156,7 +166,9 @@ def test_together_tab_of_a_mapped_task_shows_that_map_index_job(
                 frame = page.frame_locator("iframe")
                 expect(frame.locator("#job-id")).to_have_text(jobs[index])
                 expect(frame.locator("#job-status")).to_have_text("completed")
-                expect(frame.locator("body")).to_contain_text(f"estimated ${estimates[index]:,.2f}")
+                recorded = estimates[index]
+                shown = f"estimated ${recorded:,.2f}" if recorded is not None else "estimated $"
+                expect(frame.locator("body")).to_contain_text(shown)
                 expect(frame.locator("#loss-curve polyline.train-loss")).to_have_count(1)
                 page.screenshot(path=str(out_dir / f"together-view-mapped-{index}.png"), full_page=True)
         finally:
