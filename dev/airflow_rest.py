@@ -38,8 +38,8 @@ class AirflowREST:
         """Close the HTTP client."""
         self._client.close()
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Send one request and return the decoded JSON body; raise with the body on an HTTP error."""
+    def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send one request and return the response as it is (fetching the token first if one is needed)."""
         response = self._client.request(method, path, **kwargs)
         if response.status_code == 401 and "authorization" not in self._client.headers:
             # Airflow 3.1's public API wants a token even when everyone is admin; it hands one out without
@@ -48,6 +48,11 @@ class AirflowREST:
             token.raise_for_status()
             self._client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
             response = self._client.request(method, path, **kwargs)
+        return response
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Send one request and return the decoded JSON body; raise with the body on an HTTP error."""
+        response = self.send(method, path, **kwargs)
         if response.status_code >= 400:
             raise RuntimeError(f"{method} {path} -> {response.status_code}: {response.text[:2000]}")
         if not response.content:
@@ -68,7 +73,8 @@ class AirflowREST:
         """Wait until the dag-processor has parsed and serialized ``dag_id``; fail with any import error."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            response = self._client.get(f"/dags/{_q(dag_id)}")
+            # Through send(): on Airflow 3.1 this can be the first call, the one that fetches the token.
+            response = self.send("GET", f"/dags/{_q(dag_id)}")
             if response.status_code == 200:
                 return dict(response.json())
             time.sleep(1.0)
