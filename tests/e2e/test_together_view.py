@@ -45,6 +45,23 @@ def _poll(fetch: Callable[[], T], done: Callable[[T], bool], *, timeout: float, 
     return result
 
 
+def _signed_in_page(browser: Any, airflow: LocalAirflow) -> Any:
+    """A page that has been through the UI's sign-in: Airflow 3.1 sends a first visit to ``/`` for a token.
+
+    Only then does a deep link to a task-instance tab open that tab (3.3 needs no sign-in with all-admins).
+    """
+    page = browser.new_page(viewport={"width": 1400, "height": 1300})
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    page.goto(f"{airflow.url}/")
+    wait_for(
+        page.context.cookies,
+        lambda cookies: any(cookie["name"] == "_token" for cookie in cookies),
+        timeout=UI_TIMEOUT_MS / 1000,
+        what="the UI's _token cookie",
+    )
+    return page
+
+
 def _job(emulator: Any, job_id: str) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {E2E_API_KEY}"}
     return dict(httpx.get(f"{emulator.base_url}/fine-tunes/{job_id}", headers=headers, timeout=10).json())
@@ -82,8 +99,7 @@ def test_together_tab_shows_a_running_then_a_finished_job(
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_FLAGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1300})
-            page.set_default_timeout(UI_TIMEOUT_MS)
+            page = _signed_in_page(browser, airflow)
             page.goto(tab_url)
             # The tab is in the task instance's tab bar, and its frame is our app under /together.
             expect(page.locator('a[href$="/plugin/together"]').first).to_be_visible()
@@ -158,8 +174,7 @@ def test_together_tab_of_a_mapped_task_shows_that_map_index_job(
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_FLAGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1300})
-            page.set_default_timeout(UI_TIMEOUT_MS)
+            page = _signed_in_page(browser, airflow)
             for index in (1, 0):
                 page.goto(f"{base}/{index}/plugin/together")
                 expect(page.locator('a[href$="/plugin/together"]').first).to_be_visible()
