@@ -24,8 +24,8 @@ TI = SimpleNamespace(dag_id="d", run_id="r", task_id="fine_tune", map_index=-1)
 
 
 @pytest.fixture
-def airflow_31(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """Behave as on Airflow 3.1 / 3.2 and answer state questions from ``answer`` (None: the channel fails)."""
+def task_states(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Answer the task-state question from ``answer["states"]`` (None: the channel fails); count the asks."""
     answer: dict[str, Any] = {"states": {}, "asked": 0}
 
     def fetch(dag_id: str, run_id: str, task_id: str, map_index: int) -> dict[str, Any]:
@@ -34,9 +34,15 @@ def airflow_31(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
             raise RuntimeError("supervisor channel closed")
         return dict(answer["states"])
 
-    monkeypatch.setattr(_kill_check, "TRIGGERER_CALLS_ON_KILL", False)
     monkeypatch.setattr(_kill_check, "fetch_task_states", fetch)
     return answer
+
+
+@pytest.fixture
+def airflow_31(task_states: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Behave as on Airflow 3.1 / 3.2 (cleanup() decides) and answer state questions as ``task_states``."""
+    monkeypatch.setattr(_kill_check, "TRIGGERER_CALLS_ON_KILL", False)
+    return task_states
 
 
 async def _cleanup(job_id: str, ti: Any = TI, *, fired: bool = False, cancel_on_kill: bool = True) -> None:
@@ -127,21 +133,6 @@ async def test_on_airflow_33_cleanup_never_asks(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(_kill_check, "TRIGGERER_CALLS_ON_KILL", True)
     monkeypatch.setattr(_kill_check, "fetch_task_states", pytest.fail)
     assert await _kill_check.killed_while_deferred(TI) is False
-
-
-@pytest.fixture
-def task_states(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """Answer ``on_kill``'s state question from ``answer`` (None: the channel fails), on any Airflow version."""
-    answer: dict[str, Any] = {"states": {}, "asked": 0}
-
-    def fetch(dag_id: str, run_id: str, task_id: str, map_index: int) -> dict[str, Any]:
-        answer["asked"] += 1
-        if answer["states"] is None:
-            raise RuntimeError("supervisor channel closed")
-        return dict(answer["states"])
-
-    monkeypatch.setattr(_kill_check, "fetch_task_states", fetch)
-    return answer
 
 
 async def _on_kill(job_id: str, ti: Any = TI, *, cancel_on_kill: bool = True) -> None:

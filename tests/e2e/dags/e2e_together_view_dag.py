@@ -15,6 +15,18 @@ from airflow.sdk import DAG
 from airflow_provider_together.operators import TogetherFineTuneOperator
 
 TRAIN_FILE = str(Path(__file__).resolve().parent / "data" / "e2e_train.jsonl")
+COMMON = {
+    "deferrable": True,
+    "retries": 2,
+    "retry_delay": timedelta(seconds=2),
+    "training_file": "{{ params.training_file }}",
+    "model": "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference",
+    "lora": True,
+    "n_epochs": 1,
+    "n_checkpoints": 1,
+    "poll_interval": 1.0,
+    "timeout": 600,
+}
 
 with DAG(
     dag_id="e2e_together_view",
@@ -24,20 +36,7 @@ with DAG(
     params={"suffix": "e2e-view", "training_file": TRAIN_FILE},
     tags=["e2e"],
 ):
-    TogetherFineTuneOperator(
-        task_id="fine_tune",
-        suffix="{{ params.suffix }}",
-        deferrable=True,
-        retries=2,
-        retry_delay=timedelta(seconds=2),
-        training_file="{{ params.training_file }}",
-        model="meta-llama/Meta-Llama-3.1-8B-Instruct-Reference",
-        lora=True,
-        n_epochs=1,
-        n_checkpoints=1,
-        poll_interval=1.0,
-        timeout=600,
-    )
+    TogetherFineTuneOperator(task_id="fine_tune", suffix="{{ params.suffix }}", **COMMON)
 
 with DAG(
     dag_id="e2e_together_view_mapped",
@@ -48,16 +47,6 @@ with DAG(
     tags=["e2e"],
 ):
     # Two mapped fine-tunes: the tab of mapped/1 must show map index 1's job, not 0's.
-    TogetherFineTuneOperator.partial(
-        task_id="fine_tune",
-        deferrable=True,
-        retries=2,
-        retry_delay=timedelta(seconds=2),
-        training_file="{{ params.training_file }}",
-        model="meta-llama/Meta-Llama-3.1-8B-Instruct-Reference",
-        lora=True,
-        n_epochs=1,
-        n_checkpoints=1,
-        poll_interval=1.0,
-        timeout=600,
-    ).expand(suffix=["e2e-view-map-0", "e2e-view-map-1"])
+    TogetherFineTuneOperator.partial(task_id="fine_tune", **COMMON).expand(
+        suffix=["e2e-view-map-0", "e2e-view-map-1"]
+    )
