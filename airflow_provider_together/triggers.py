@@ -307,19 +307,10 @@ class TogetherJobTrigger(BaseTrigger):
         Airflow 3.3 also calls it on a triggerer that a trigger moved away from, so it first asks whether the
         task instance is still deferred (``_kill_check``).
         """
-        from airflow_provider_together._kill_check import moved_not_killed
+        await self._cancel_for_kill(ask_airflow=True)
 
-        if self._kind.cancellable and self.cancel_on_kill and await moved_not_killed(self.task_instance):
-            self.log.info(
-                "Stopped on this triggerer, but the task is still deferred or running: the trigger moved to "
-                "another triggerer, so %s %s keeps running",
-                self._kind.noun,
-                self.job_id,
-            )
-            return
-        await self._cancel_for_kill()
-
-    async def _cancel_for_kill(self) -> None:
+    async def _cancel_for_kill(self, *, ask_airflow: bool) -> None:
+        """Cancel the job of a killed task; with ``ask_airflow``, not when Airflow says the task is still deferred."""
         if not self._kind.cancellable:
             self.log.info(
                 "Task killed; %s %s keeps running (the API cannot cancel it)", self._kind.noun, self.job_id
@@ -328,6 +319,16 @@ class TogetherJobTrigger(BaseTrigger):
         if not self.cancel_on_kill:
             self.log.info(
                 "Task killed; leaving %s %s running (cancel_on_kill=False)", self._kind.noun, self.job_id
+            )
+            return
+        from airflow_provider_together._kill_check import moved_not_killed
+
+        if ask_airflow and await moved_not_killed(self.task_instance):
+            self.log.info(
+                "Stopped on this triggerer, but the task is still deferred or running: the trigger moved to "
+                "another triggerer, so %s %s keeps running",
+                self._kind.noun,
+                self.job_id,
             )
             return
         import httpx
@@ -359,7 +360,7 @@ class TogetherJobTrigger(BaseTrigger):
         if self._fired or not self.cancel_on_kill:
             return
         if await killed_while_deferred(self.task_instance):
-            await self._cancel_for_kill()
+            await self._cancel_for_kill(ask_airflow=False)  # already asked: it is a kill
 
     async def _already_stopping(self, hook: TogetherHook) -> bool:
         import httpx

@@ -2,7 +2,7 @@
 
 The triggerer's answer comes through ``fetch_task_states`` (the Task SDK call, the boundary with Airflow); the
 cancel goes to the emulator. ``TRIGGERER_CALLS_ON_KILL`` is forced off so the 3.1 / 3.2 path runs on any
-Airflow; the real 3.1 triggerer is exercised by tests/e2e/test_cleanup_on_airflow31.py.
+Airflow; the real 3.1 triggerer is exercised by tests/e2e/test_triggerer_restart_vs_kill.py.
 """
 
 from __future__ import annotations
@@ -45,14 +45,32 @@ def airflow_31(task_states: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> 
     return task_states
 
 
-async def _cleanup(job_id: str, ti: Any = TI, *, fired: bool = False, cancel_on_kill: bool = True) -> None:
+@pytest.fixture
+def stalled_job(together_emulator_conn: Any, tmp_path: Any) -> str:
+    """A job that keeps running at the emulator until someone cancels it."""
+    together_emulator_conn.admin.set_default_scenario("stall")
+    return create_job(tmp_path)
+
+
+def cancelled(emu: Any, job_id: str) -> bool:
+    """Whether the job was cancelled, checked both ways: one cancel call, and the job's status."""
+    calls = emu.admin.count(CANCEL_ROUTE)
+    status = emu.admin.job(job_id)["status"]
+    assert (calls == 1) is (status in ("cancel_requested", "cancelled")), (calls, status)
+    return calls == 1
+
+
+async def _stop(
+    job_id: str, ti: Any = TI, *, how: str = "cleanup", fired: bool = False, cancel_on_kill: bool = True
+) -> None:
+    """Stop a trigger as the triggerer does: ``cleanup()`` (every version) or ``on_kill()`` (Airflow 3.3)."""
     from airflow_provider_together.hooks import TogetherHook
 
     trigger = TogetherFineTuneTrigger(job_id=job_id, cancel_on_kill=cancel_on_kill)
     trigger.task_instance = ti
     trigger._fired = fired
     try:
-        await trigger.cleanup()
+        await (trigger.cleanup() if how == "cleanup" else trigger.on_kill())
     finally:
         await TogetherHook.aclose_async_clients()
 
@@ -70,17 +88,11 @@ def test_flag_follows_the_airflow_version() -> None:
     "state", ["failed", "success", "skipped", None, "scheduled", "up_for_retry", "queued"]
 )
 async def test_task_no_longer_deferred_cancels_the_job(
-    together_emulator_conn: Any, tmp_path: Any, airflow_31: dict[str, Any], state: str
+    together_emulator_conn: Any, stalled_job: str, airflow_31: dict[str, Any], state: str
 ) -> None:
-    emu = together_emulator_conn
-    emu.admin.set_default_scenario("stall")
-    job_id = create_job(tmp_path)
     airflow_31["states"] = {"r": {"fine_tune": state}}
-
-    await _cleanup(job_id)
-
-    assert emu.admin.job(job_id)["status"] in ("cancel_requested", "cancelled")
-    assert emu.admin.count(CANCEL_ROUTE) == 1
+    await _stop(stalled_job)
+    assert cancelled(together_emulator_conn, stalled_job)
 
 
 @pytest.mark.anyio
@@ -98,7 +110,7 @@ async def test_task_no_longer_deferred_cancels_the_job(
 )
 async def test_cleanup_leaves_the_job_alone(
     together_emulator_conn: Any,
-    tmp_path: Any,
+    stalled_job: str,
     airflow_31: dict[str, Any],
     states: Any,
     fired: bool,
@@ -106,15 +118,9 @@ async def test_cleanup_leaves_the_job_alone(
     ti: Any,
     asked: int,
 ) -> None:
-    emu = together_emulator_conn
-    emu.admin.set_default_scenario("stall")
-    job_id = create_job(tmp_path)
     airflow_31["states"] = states
-
-    await _cleanup(job_id, ti, fired=fired, cancel_on_kill=cancel_on_kill)
-
-    assert emu.admin.count(CANCEL_ROUTE) == 0
-    assert emu.admin.job(job_id)["status"] not in ("cancel_requested", "cancelled")
+    await _stop(stalled_job, ti, fired=fired, cancel_on_kill=cancel_on_kill)
+    assert not cancelled(together_emulator_conn, stalled_job)
     assert airflow_31["asked"] == asked
 
 
@@ -135,33 +141,16 @@ async def test_on_airflow_33_cleanup_never_asks(monkeypatch: pytest.MonkeyPatch)
     assert await _kill_check.killed_while_deferred(TI) is False
 
 
-async def _on_kill(job_id: str, ti: Any = TI, *, cancel_on_kill: bool = True) -> None:
-    from airflow_provider_together.hooks import TogetherHook
-
-    trigger = TogetherFineTuneTrigger(job_id=job_id, cancel_on_kill=cancel_on_kill)
-    trigger.task_instance = ti
-    try:
-        await trigger.on_kill()
-    finally:
-        await TogetherHook.aclose_async_clients()
-
-
 @pytest.mark.anyio
 @pytest.mark.parametrize("state", ["deferred", "running"])
 async def test_on_kill_of_a_trigger_that_moved_to_another_triggerer_keeps_the_job(
-    together_emulator_conn: Any, tmp_path: Any, task_states: dict[str, Any], state: str
+    together_emulator_conn: Any, stalled_job: str, task_states: dict[str, Any], state: str
 ) -> None:
     """Airflow 3.3 runs on_kill on the triggerer a trigger was reassigned away from: the task is still deferred."""
-    emu = together_emulator_conn
-    emu.admin.set_default_scenario("stall")
-    job_id = create_job(tmp_path)
     task_states["states"] = {"r": {"fine_tune": state}}
-
-    await _on_kill(job_id)
-
+    await _stop(stalled_job, how="on_kill")
     assert task_states["asked"] == 1
-    assert emu.admin.count(CANCEL_ROUTE) == 0
-    assert emu.admin.job(job_id)["status"] not in ("cancel_requested", "cancelled")
+    assert not cancelled(together_emulator_conn, stalled_job)
 
 
 @pytest.mark.anyio
@@ -176,26 +165,17 @@ async def test_on_kill_of_a_trigger_that_moved_to_another_triggerer_keeps_the_jo
     ],
 )
 async def test_on_kill_of_a_killed_task_cancels_the_job(
-    together_emulator_conn: Any, tmp_path: Any, task_states: dict[str, Any], states: Any
+    together_emulator_conn: Any, stalled_job: str, task_states: dict[str, Any], states: Any
 ) -> None:
-    emu = together_emulator_conn
-    emu.admin.set_default_scenario("stall")
-    job_id = create_job(tmp_path)
     task_states["states"] = states
-
-    await _on_kill(job_id)
-
-    assert emu.admin.count(CANCEL_ROUTE) == 1
-    assert emu.admin.job(job_id)["status"] in ("cancel_requested", "cancelled")
+    await _stop(stalled_job, how="on_kill")
+    assert cancelled(together_emulator_conn, stalled_job)
 
 
 @pytest.mark.anyio
 async def test_on_kill_outside_a_triggerer_cancels_without_asking(
-    together_emulator_conn: Any, tmp_path: Any, task_states: dict[str, Any]
+    together_emulator_conn: Any, stalled_job: str, task_states: dict[str, Any]
 ) -> None:
-    emu = together_emulator_conn
-    emu.admin.set_default_scenario("stall")
-    job_id = create_job(tmp_path)
-    await _on_kill(job_id, None)
+    await _stop(stalled_job, None, how="on_kill")
     assert task_states["asked"] == 0
-    assert emu.admin.count(CANCEL_ROUTE) == 1
+    assert cancelled(together_emulator_conn, stalled_job)

@@ -17,6 +17,7 @@ import pytest
 from _fine_tune_support import BASE_MODEL, FAST, FakeTI, MemoryStateStore, make_context, write_training_file
 from airflow.providers.common.compat.sdk import AirflowFailException
 
+from airflow_provider_together._fine_tune.reattach import STATE_KEY
 from airflow_provider_together.exceptions import TogetherError
 from airflow_provider_together.links import PRICE_ESTIMATE_XCOM_KEY
 from airflow_provider_together.operators import TogetherFineTuneOperator
@@ -196,10 +197,16 @@ def test_a_try_that_reattaches_pushes_the_estimate_the_submitting_try_recorded(
 
     first = attempt(1)
     estimates = emu.admin.count(ESTIMATE)
+    reads: list[str] = []
+    read = store.get
+    store.get = lambda key, default=None: reads.append(key) or read(key, default)  # type: ignore[method-assign]
     second = attempt(2)  # a new try starts with no XCom, and reattaches to the running job
     assert created(emu) == 1
     assert emu.admin.count(ESTIMATE) == estimates  # carried from the task state store, not asked again
     assert second.xcoms[PRICE_ESTIMATE_XCOM_KEY] == first.xcoms[PRICE_ESTIMATE_XCOM_KEY]
+    # Each read is a call to Airflow's execution API: the abandoned-deferral check, the reattach and the
+    # estimate share one read of the job record (the other key is the uploaded file's).
+    assert reads.count(STATE_KEY) == 1, reads
 
 
 @pytest.mark.parametrize("cap", ["-1", "nan", "lots"])

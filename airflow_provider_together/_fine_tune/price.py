@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
@@ -31,9 +31,16 @@ if TYPE_CHECKING:
     from airflow_provider_together.hooks import TogetherHook
     from airflow_provider_together.models import FineTuneConfig, ModelLimits, PriceEstimate
 
-__all__ = ["check_price", "usable_price"]
+__all__ = ["check_price", "dollars", "usable_price"]
 
 log = logging.getLogger(__name__)
+
+
+def dollars(value: Any) -> float | None:
+    """``value`` as dollars when it is a finite number >= 0 (not a bool), else ``None``: never a made-up $0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None
 
 
 def usable_price(estimate: PriceEstimate) -> tuple[float | None, str]:
@@ -47,9 +54,10 @@ def usable_price(estimate: PriceEstimate) -> tuple[float | None, str]:
     price = estimate.estimated_total_price
     if price is None:
         return None, "the estimate's estimated_total_price is null or missing"
-    if not math.isfinite(price) or price < 0:
+    usd = dollars(price)
+    if usd is None:
         return None, f"the estimate's estimated_total_price is not a price ({price!r})"
-    return float(price), ""
+    return usd, ""
 
 
 def check_price(

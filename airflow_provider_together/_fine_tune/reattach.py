@@ -105,6 +105,10 @@ class JobStateStore:
 
     def __init__(self, context: Mapping[str, Any]) -> None:
         self._store = context.get("task_state_store")
+        # Read once per try and kept in step with put(): only this try writes the record, and every read is a
+        # call to Airflow's execution API (the abandoned-deferral check, the reattach and the estimate read it).
+        self._record: dict[str, Any] | None = None
+        self._read = False
 
     @property
     def available(self) -> bool:
@@ -115,21 +119,25 @@ class JobStateStore:
         """Return the record of the last submission, if any."""
         if self._store is None:
             return None
-        value = self._store.get(STATE_KEY)
-        return value if isinstance(value, dict) else None
+        if not self._read:
+            value = self._store.get(STATE_KEY)
+            self._record, self._read = (value if isinstance(value, dict) else None), True
+        return self._record
 
     def put(self, record: dict[str, Any]) -> None:
         """Write the record at once: the next try depends on it."""
         if self._store is not None:
             self._store.set(STATE_KEY, record)
+            self._record, self._read = record, True
 
     def recorded_estimate(self, job_id: str) -> float | None:
         """The price estimate recorded with ``job_id`` when it was submitted, if this store has it."""
         record = self.get()
         if record is None or record.get("job_id") != job_id:
             return None
-        value = record.get("estimated_usd")
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        from airflow_provider_together._fine_tune.price import dollars
+
+        return dollars(record.get("estimated_usd"))
 
     def mark_deferred(self, job_id: str, try_number: int) -> None:
         """

@@ -136,10 +136,7 @@ async def session(
     :param resolve: fetches and parses the connection (asynchronously: never block the triggerer).
     """
     loop = asyncio.get_running_loop()
-    state = _LOOPS.get(loop)
-    if state is None:
-        _forget_closed_loops()
-        state = _LOOPS[loop] = _LoopState()
+    state = _loop_state(loop)
     current = state.sessions.get(conn_id)
     if current is not None and time.monotonic() < current.expires:
         return current
@@ -174,6 +171,15 @@ async def session(
         return fresh
 
 
+def _loop_state(loop: asyncio.AbstractEventLoop) -> _LoopState:
+    """The shared state of ``loop``, created on its first use (which also drops closed loops' state)."""
+    state = _LOOPS.get(loop)
+    if state is None:
+        _forget_closed_loops()
+        state = _LOOPS[loop] = _LoopState()
+    return state
+
+
 def _forget_closed_loops() -> None:
     """
     Drop the sessions of loops that were closed without :func:`aclose_sessions` (``asyncio.run`` callers).
@@ -202,10 +208,7 @@ async def loop_user() -> AsyncIterator[None]:
     used outside a trigger is not counted and never closed under a call: its clients stay until then.
     """
     loop = asyncio.get_running_loop()
-    state = _LOOPS.get(loop)
-    if state is None:
-        _forget_closed_loops()
-        state = _LOOPS[loop] = _LoopState()
+    state = _loop_state(loop)
     state.users += 1
     try:
         yield

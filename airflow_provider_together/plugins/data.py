@@ -150,11 +150,11 @@ def job_ref(xcoms: dict[str, Any], rendered: dict[str, Any]) -> JobRef | None:
     conn_id = conn_id if isinstance(conn_id, str) and conn_id else DEFAULT_CONN_ID
     job_id = xcoms.get(JOB_ID_XCOM_KEY)
     if isinstance(job_id, str) and job_id:
-        estimated = xcoms.get(PRICE_ESTIMATE_XCOM_KEY)
-        usd: float | None = None
-        if isinstance(estimated, (int, float)) and not isinstance(estimated, bool) and estimated >= 0:
-            usd = float(estimated)
-        return JobRef("fine_tune", job_id, conn_id, rendered, estimated_usd=usd)
+        from airflow_provider_together._fine_tune.price import dollars
+
+        return JobRef(
+            "fine_tune", job_id, conn_id, rendered, estimated_usd=dollars(xcoms.get(PRICE_ESTIMATE_XCOM_KEY))
+        )
     evaluation_id = xcoms.get(EVALUATION_ID_XCOM_KEY)
     if isinstance(evaluation_id, str) and evaluation_id:
         result = xcoms.get(_RESULT_XCOM_KEY)
