@@ -198,8 +198,9 @@ def test_dpo_needs_a_preference_file_and_accepts_one(api: httpx.Client) -> None:
 def test_cancel_goes_through_cancel_requested_and_stops_billing(
     together_emulator: Emulator, api: httpx.Client
 ) -> None:
-    together_emulator.admin.update_settings(speed=5)
     file_id = ready_file(api)
+    # Still running when the cancel arrives, however slow the machine.
+    together_emulator.admin.add_scenario("stall", count=1)
     job = create(api, training_file=file_id, model=MODEL).json()
     cancelled = api.post(f"/fine-tunes/{job['id']}/cancel").json()
     assert cancelled["status"] == "cancel_requested"
