@@ -236,11 +236,18 @@ def retry_reasons(
 
 
 def _failure(records: list[dict[str, Any]]) -> str:
-    """The last exception a try's log records, as ``Type: first 120 characters``, ids replaced by <id>."""
+    """The exception that ended a try, as ``Type: first 120 characters``, ids replaced by <id>.
+
+    structlog's ``error_detail`` lists the raised exception first, then its causes: the first entry is what
+    failed the task (a ``TogetherError``), and the root cause, when there is one, is named after it.
+    """
     for record in reversed(records):
         details = record.get("error_detail")
-        if isinstance(details, list) and details and isinstance(details[-1], dict):
-            last = details[-1]
-            text = f"{last.get('exc_type', '?')}: {str(last.get('exc_value', ''))[:120]}"
+        if isinstance(details, list) and details and isinstance(details[0], dict):
+            raised = details[0]
+            text = f"{raised.get('exc_type', '?')}: {str(raised.get('exc_value', ''))[:120]}"
+            root = details[-1]
+            if len(details) > 1 and isinstance(root, dict):
+                text += f" (cause: {root.get('exc_type', '?')})"
             return re.sub(r"\b(ft|file)-[0-9a-f-]+", "<id>", text)
     return "(no exception recorded)"
