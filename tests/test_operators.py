@@ -200,9 +200,31 @@ def test_failed_job_is_replaced_on_retry(emu: Any, tmp_path: Any) -> None:
     assert emu.admin.count(CREATE) == 2
 
 
-def test_ambiguous_submit_leaves_exactly_one_job(emu: Any, tmp_path: Any) -> None:
+#: Every number the job search compares (reattach.ECHOED) set away from its default, with a user suffix: the
+#: job an ambiguous create made must still match its own request, or the next try would pay for a second one.
+EVERY_ECHOED = {
+    "suffix": "sweep",
+    "learning_rate": 3.3e-5,
+    "n_epochs": 2,
+    "n_checkpoints": 2,
+    "n_evals": 0,
+    "batch_size": 8,
+    "warmup_ratio": 0.07,
+    "max_grad_norm": 0.5,
+    "weight_decay": 0.01,
+    "max_seq_length": 2048,
+    "random_seed": 7,
+    "lora": True,
+    "lora_r": 16,
+    "lora_alpha": 24,
+    "lora_dropout": 0.05,
+}
+
+
+@pytest.mark.parametrize("config", [{}, EVERY_ECHOED], ids=["defaults", "every-echoed-number"])
+def test_ambiguous_submit_leaves_exactly_one_job(emu: Any, tmp_path: Any, config: dict[str, Any]) -> None:
     emu.admin.add_fault(CREATE, kind="ambiguous", count=1)
-    result = _op(tmp_path).execute(make_context(FakeTI()))
+    result = _op(tmp_path, **config).execute(make_context(FakeTI()))
     assert result["status"] == "completed"
     assert emu.admin.count(CREATE) == 1, "the create call must never be resent"
     assert len(emu.admin.jobs()) == 1
@@ -357,8 +379,16 @@ def test_ambiguous_submit_without_a_job_is_not_resent_and_the_retry_submits(
             {"suffix": "sweep", "learning_rate": 2e-5},
             {"suffix": "sweep", "learning_rate": 1e-5},
         ),  # one suffix
+        (
+            {"suffix": "sweep", "lora": True, "lora_r": 8},
+            {"suffix": "sweep", "lora": True, "lora_r": 16},
+        ),  # a LoRA-rank sweep: a number inside training_type
+        (
+            {"suffix": "sweep", "warmup_ratio": 0.1},
+            {"suffix": "sweep", "warmup_ratio": 0.0},
+        ),
     ],
-    ids=["prefix-suffix", "shared-suffix"],
+    ids=["prefix-suffix", "shared-suffix", "lora-rank-sweep", "warmup-sweep"],
 )
 def test_an_ambiguous_submit_never_adopts_a_sibling_tasks_job(
     emu: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, sibling: dict[str, Any], mine: dict[str, Any]
@@ -404,6 +434,41 @@ def test_suffix_matching_is_exact_in_the_echo_and_in_the_output_name() -> None:
     assert not suffix_matches("sweep-1", job(None, f"{base}-sweep-1-x-0a1b2c3d"))
     assert not suffix_matches("eep-1", job(None, f"{base}-sweep-1-0a1b2c3d"))
     assert not suffix_matches("sweep-1", job(None, ""))
+
+
+def test_job_search_compares_every_echoed_number_and_only_those_both_sides_have() -> None:
+    import struct
+
+    from airflow_provider_together._fine_tune.reattach import JobSearch, echoed_numbers
+    from airflow_provider_together.models import FineTuneJob
+
+    body = {
+        "training_file": "file-1",
+        "model": BASE_MODEL,
+        "learning_rate": 3.3e-5,
+        "batch_size": "max",  # resolved by the server: never compared
+        "training_type": {"type": "Lora", "lora_r": 16, "lora_alpha": 32},
+        "training_method": {"method": "dpo", "dpo_beta": 0.1, "dpo_reference_free": False},
+    }
+    wanted = echoed_numbers(body)
+    assert wanted == {
+        "learning_rate": 3.3e-5,
+        "training_type.lora_r": 16.0,
+        "training_type.lora_alpha": 32.0,
+        "training_method.dpo_beta": 0.1,
+    }
+    search = JobSearch(training_file="file-1", model=BASE_MODEL, suffix=None, not_before=0.0, echoed=wanted)
+    single = struct.unpack("f", struct.pack("f", 3.3e-5))[0]  # what a float32 column gives back
+
+    def job(**fields: Any) -> FineTuneJob:
+        base = {"id": "ft-1", "training_file": "file-1", "model": BASE_MODEL, "batch_size": 8}
+        return FineTuneJob.model_validate({**base, **fields})
+
+    assert search.matches(job(learning_rate=single, training_type={"type": "Lora", "lora_r": 16}))
+    assert search.matches(job())  # a job that echoes none of them is told apart by the other criteria
+    assert not search.matches(job(training_type={"type": "Lora", "lora_r": 8}))
+    assert not search.matches(job(training_method={"method": "dpo", "dpo_beta": 0.2}))
+    assert not search.matches(job(learning_rate=3.4e-5))
 
 
 def test_deferrable_pushes_the_link_then_defers_with_a_deadline(emu: Any, tmp_path: Any) -> None:

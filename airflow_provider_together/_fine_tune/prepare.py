@@ -282,9 +282,9 @@ def _submit(
     from airflow_provider_together._fine_tune.abandoned import is_live, stop_abandoned_job
     from airflow_provider_together._fine_tune.price import check_price
     from airflow_provider_together._fine_tune.reattach import (
-        ECHOED,
         JobSearch,
         JobStateStore,
+        echoed_numbers,
         find_previous_job,
         marker_suffix,
         submit_once,
@@ -305,7 +305,7 @@ def _submit(
         model=config.model,
         suffix=suffix,
         not_before=_not_before(context),
-        echoed={name: getattr(config, name) for name in ECHOED if getattr(config, name, None) is not None},
+        echoed=echoed_numbers(config.to_request(limits)),  # the body without secrets: only numbers are kept
     )
     store = JobStateStore(context)
     # Before anything else: a job an earlier try left deferred when a user cleared or marked the task is one

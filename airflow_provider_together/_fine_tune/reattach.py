@@ -36,6 +36,7 @@ import logging
 import math
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -47,18 +48,18 @@ from airflow_provider_together.exceptions import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from airflow_provider_together.hooks import TogetherHook
     from airflow_provider_together.models import FineTuneJob
 
 __all__ = [
     "ECHOED",
+    "ECHO_RTOL",
     "STATE_KEY",
     "JobSearch",
     "JobStateStore",
     "comms_errors",
     "created_since",
+    "echoed_numbers",
     "find_previous_job",
     "marker_suffix",
     "submit_once",
@@ -170,9 +171,46 @@ class JobStateStore:
         return deferred_try, job_id
 
 
-#: Hyperparameters a job echoes that a search compares when both sides have them. Mapped tasks of one sweep
-#: share the training file and model and may share a suffix; what they submit differs here.
-ECHOED = ("learning_rate", "n_epochs", "n_checkpoints", "n_evals")
+#: Numbers a job echoes from its create request, as dotted paths into the body. A search compares each one
+#: both sides carry. Mapped tasks of one sweep share the training file and model and may share a suffix; what
+#: they submit differs here (a learning rate, a LoRA rank, a DPO beta...). Strings are left out: the server
+#: resolves some (``batch_size: "max"``, ``train_on_inputs: "auto"``), and a job that fails to match its own
+#: request would be submitted again.
+ECHOED = (
+    "learning_rate",
+    "n_epochs",
+    "n_checkpoints",
+    "n_evals",
+    "batch_size",
+    "warmup_ratio",
+    "max_grad_norm",
+    "weight_decay",
+    "max_seq_length",
+    "random_seed",
+    "training_type.lora_r",
+    "training_type.lora_alpha",
+    "training_type.lora_dropout",
+    "training_method.dpo_beta",
+    "training_method.rpo_alpha",
+    "training_method.simpo_gamma",
+)
+#: Relative tolerance of a number compare: a server that keeps floats in single precision still matches.
+ECHO_RTOL = 1e-6
+
+
+def echoed_numbers(source: Mapping[str, Any] | FineTuneJob) -> dict[str, float]:
+    """The :data:`ECHOED` numbers of a create body or of a job (fields the server left out are skipped)."""
+    # A job's echoed inputs are declared fields or, for the ones the model does not declare, extras; the
+    # dump holds both.
+    body = source if isinstance(source, Mapping) else source.model_dump(exclude={"events", "progress"})
+    found: dict[str, float] = {}
+    for path in ECHOED:
+        value: Any = body
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            found[path] = float(value)
+    return found
 
 
 def suffix_matches(suffix: str, job: FineTuneJob) -> bool:
@@ -197,7 +235,7 @@ class JobSearch:
     model: str | None
     suffix: str | None
     not_before: float
-    #: The request's values of :data:`ECHOED` (a field is compared only when the job echoes it too).
+    #: The request's :data:`ECHOED` numbers (:func:`echoed_numbers`); each is compared when the job echoes it.
     echoed: Mapping[str, float] = field(default_factory=dict)
 
     def matches(self, job: FineTuneJob, not_before: float | None = None) -> bool:
@@ -208,9 +246,9 @@ class JobSearch:
             return False
         if self.suffix and not suffix_matches(self.suffix, job):
             return False
-        for name, wanted in self.echoed.items():
-            got = getattr(job, name, None)
-            if isinstance(got, (int, float)) and not math.isclose(float(got), float(wanted), rel_tol=1e-9):
+        got = echoed_numbers(job)
+        for path, wanted in self.echoed.items():
+            if path in got and not math.isclose(got[path], wanted, rel_tol=ECHO_RTOL):
                 return False
         return created_since(job.created_at, self.not_before if not_before is None else not_before)
 
