@@ -16,6 +16,7 @@ from e2e_support import (
     job_status,
     jobs_with_suffix,
     start_stalled_run,
+    wait_deferral_exit_seen,
     wait_for,
     wait_streaming,
 )
@@ -112,9 +113,18 @@ def test_clearing_deferred_task_cancels_the_job(airflow: LocalAirflow, emulator:
 def test_clearing_deferred_task_retrains_with_a_fresh_job(airflow: LocalAirflow, emulator: Any) -> None:
     suffix = "e2e-clear-retrain"
     run_id, job_id = start_stalled_run(airflow, emulator, DAG, suffix)
-    emulator.admin.clear_scenarios()  # the replacement job (if any) trains normally
 
     airflow.rest.clear(DAG, run_id, [TASK])
+
+    # The replacement stalls too (same suffix) until try 2 is deferred and Airflow has handled its worker's
+    # exit (wait_deferral_exit_seen says why); then it trains to the end.
+    airflow.rest.wait_ti(
+        DAG, run_id, TASK, states={"deferred"}, timeout=180, predicate=lambda ti: ti["try_number"] == 2
+    )
+    wait_streaming(airflow, DAG, run_id, TASK, try_number=2)
+    wait_deferral_exit_seen(airflow, DAG, run_id, TASK, try_number=2)
+    [replacement] = [job["id"] for job in jobs_with_suffix(emulator, suffix) if job["id"] != job_id]
+    emulator.admin.set_job_scenario(replacement, "complete")
 
     state = airflow.rest.wait_dag_run(DAG, run_id, timeout=180)
     jobs = {job["id"]: job["status"] for job in jobs_with_suffix(emulator, suffix)}
