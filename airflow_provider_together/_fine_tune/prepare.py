@@ -299,13 +299,19 @@ def _submit(
     suffix = config.suffix or marker_suffix(
         ti.dag_id, ti.run_id, ti.task_id, -1 if map_index is None else map_index, fingerprint
     )
+    # The one create body, built once: the search compares what the job echoes against it. A job without a
+    # user suffix gets the deterministic marker, so a retry on Airflow < 3.3 (or after an ambiguous create)
+    # recognises it.
+    request = config.model_copy(update={"suffix": suffix}).to_request(
+        limits, wandb_key=secrets.get("wandb_key"), hf_api_token=secrets.get("hf_api_token")
+    )
     # Only ids travel from here on: the search and the state store never see a path or a secret.
     search = JobSearch(
         training_file=config.training_file,
         model=config.model,
         suffix=suffix,
         not_before=_not_before(context),
-        echoed=echoed_numbers(config.to_request(limits)),  # the body without secrets: only numbers are kept
+        echoed=echoed_numbers(request),  # numbers only: never a key
     )
     store = JobStateStore(context)
     # Before anything else: a job an earlier try left deferred when a user cleared or marked the task is one
@@ -338,12 +344,7 @@ def _submit(
     estimated = check_price(hook, config, limits, op.max_price_usd)
     _push_estimate(ti, estimated)
     if not config.suffix:
-        # Deterministic, so a retry on Airflow < 3.3 (or after an ambiguous create) recognises the job.
-        config = config.model_copy(update={"suffix": suffix})
         log.info("No suffix given: using %s so a retry can recognise this job", suffix)
-    request = config.to_request(
-        limits, wandb_key=secrets.get("wandb_key"), hf_api_token=secrets.get("hf_api_token")
-    )
     return submit_once(
         hook, request, store=store, fingerprint=fingerprint, search=search, estimated_usd=estimated
     )

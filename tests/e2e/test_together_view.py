@@ -45,6 +45,17 @@ def _poll(fetch: Callable[[], T], done: Callable[[T], bool], *, timeout: float, 
     return result
 
 
+def _finished_state(airflow: LocalAirflow, dag_id: str, run_id: str, *, timeout: float) -> str:
+    """The run's final state (``success`` or ``failed``), waited for with :func:`_poll`'s patience."""
+    state: str = _poll(
+        lambda: airflow.rest.dag_run(dag_id, run_id)["state"],
+        lambda value: value in ("success", "failed"),
+        timeout=timeout,
+        what=f"{dag_id}/{run_id} finished",
+    )
+    return state
+
+
 def _signed_in_page(browser: Any, airflow: LocalAirflow) -> Any:
     """A page that has been through the UI's sign-in: Airflow 3.1 sends a first visit to ``/`` for a token.
 
@@ -128,13 +139,7 @@ def test_together_tab_shows_a_running_then_a_finished_job(
             page.screenshot(path=str(out_dir / "together-view-running.png"), full_page=True)
 
             emulator.admin.set_job_scenario(job_id, "complete")
-            state = _poll(
-                lambda: airflow.rest.dag_run(DAG, run_id)["state"],
-                lambda value: value in ("success", "failed"),
-                timeout=300,
-                what="the run finished",
-            )
-            assert state == "success"
+            assert _finished_state(airflow, DAG, run_id, timeout=300) == "success"
             page.reload()
             frame = page.frame_locator("iframe")
             expect(frame.locator("#job-status")).to_have_text("completed")
@@ -168,13 +173,7 @@ def test_together_tab_of_a_mapped_task_shows_that_map_index_job(
     dag = "e2e_together_view_mapped"
     airflow.rest.wait_for_dag(dag, timeout=300)
     run_id = airflow.rest.trigger(dag, {})
-    state = _poll(
-        lambda: airflow.rest.dag_run(dag, run_id)["state"],
-        lambda value: value in ("success", "failed"),
-        timeout=600,
-        what="the mapped run finished",
-    )
-    assert state == "success"
+    assert _finished_state(airflow, dag, run_id, timeout=600) == "success"
     jobs = {i: str(airflow.rest.xcom(dag, run_id, TASK, "job_id", map_index=i)) for i in (0, 1)}
     # On Airflow < 3.3 a try that reattached (a cold start can fail a first try here) has no estimate to carry
     # (no task state store): the tab then estimates the job once itself. On 3.3 every try has the XCom.
