@@ -22,6 +22,7 @@ Airflow did say "user action", and a real kill left running costs the whole job.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger
@@ -47,13 +48,18 @@ def fetch_task_states(dag_id: str, run_id: str, task_id: str, map_index: int) ->
 _STILL_WANTED = frozenset({"deferred", "running"})
 _UNKNOWN = object()
 
+#: How long the triggerer's supervisor may take to answer the state question before it counts as unanswered.
+#: The kill's work outlives Airflow's own bound on ``on_kill`` (``TogetherJobTrigger._run_to_the_end``), so
+#: this is what keeps it finite if the supervisor never answers.
+STATE_QUESTION_TIMEOUT_S = 20.0
+
 
 async def task_state(ti: Any) -> Any:
     """
     Return the current state of the trigger's task instance as Airflow reports it.
 
     ``None`` is a real answer (a cleared task instance has no state); ``_UNKNOWN`` means Airflow did not answer
-    or does not know the task instance.
+    (within ``STATE_QUESTION_TIMEOUT_S``) or does not know the task instance.
 
     :param ti: the trigger's ``task_instance`` (dag_id, run_id, task_id, map_index), set by the triggerer.
     """
@@ -63,9 +69,13 @@ async def task_state(ti: Any) -> Any:
 
     map_index = getattr(ti, "map_index", -1)
     map_index = -1 if map_index is None else int(map_index)
+    unanswered: tuple[type[BaseException], ...] = (*comms_errors(), asyncio.TimeoutError)
     try:
-        states = await sync_to_async(fetch_task_states)(ti.dag_id, ti.run_id, ti.task_id, map_index)
-    except comms_errors():
+        states = await asyncio.wait_for(
+            sync_to_async(fetch_task_states)(ti.dag_id, ti.run_id, ti.task_id, map_index),
+            timeout=STATE_QUESTION_TIMEOUT_S,
+        )
+    except unanswered:
         return _UNKNOWN
     key = ti.task_id if map_index < 0 else f"{ti.task_id}_{map_index}"
     run_states = states.get(ti.run_id) or {}

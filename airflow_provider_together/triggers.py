@@ -21,7 +21,8 @@ is a ``JobKind`` (``_job_kinds``); everything below is shared. Design points (se
 * ``on_kill()`` (Airflow 3.3, user marked the task failed/success or cleared it) cancels the job when
   ``cancel_on_kill``. On 3.1 / 3.2, which have no trigger ``on_kill``, ``cleanup()`` does it instead, but only
   when the trigger has not fired and Airflow says its task instance is no longer deferred: cleanup also runs on
-  every triggerer restart and takeover, where the task stays deferred (``_kill_check``).
+  every triggerer restart and takeover, where the task stays deferred (``_kill_check``). The kill's work runs
+  to its end even when Airflow cancels the trigger again meanwhile (its runner re-sends a cancel every loop).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from airflow_provider_together._fine_tune.reattach import comms_errors
 from airflow_provider_together._job_kinds import job_kind
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Coroutine
 
     from airflow.providers.common.compat.sdk import Context
 
@@ -82,6 +83,10 @@ def seed_cursor_xcom(context: Context) -> None:
 CANCEL_TIMEOUT_S = 20.0
 #: How long ``on_kill`` then spends checking whether a failed cancel matters (both stay within that bound).
 STATUS_TIMEOUT_S = 5.0
+
+#: A killed trigger's cancel work still running after Airflow stopped waiting for it. The loop keeps only weak
+#: references to tasks; without these a pending cancel could be collected mid-call (see ``_run_to_the_end``).
+_KILL_WORK: set[asyncio.Task[None]] = set()
 
 
 def _event(payload: FineTuneEventPayload | dict[str, Any]) -> TriggerEvent:
@@ -307,7 +312,31 @@ class TogetherJobTrigger(BaseTrigger):
         Airflow 3.3 also calls it on a triggerer that a trigger moved away from, so it first asks whether the
         task instance is still deferred (``_kill_check``).
         """
-        await self._cancel_for_kill(ask_airflow=True)
+        await self._run_to_the_end(self._cancel_for_kill(ask_airflow=True))
+
+    async def _run_to_the_end(self, work: Coroutine[Any, Any, None]) -> None:
+        """
+        Await ``work``, and let it finish even if this await is cancelled.
+
+        Airflow's trigger runner re-sends the cancel of a stopped trigger on every loop, about once a second,
+        until the trigger has finished (``TriggerRunner.cancel_triggers`` on 3.1 to 3.3), and each re-send
+        interrupts whatever the trigger awaits, ``on_kill()`` and ``cleanup()`` included. On a loaded triggerer
+        the kill's state question and cancel call take longer than one loop, and the job kept running after
+        the task was killed. ``work`` is bounded by its own timeouts (the state question's and
+        ``CANCEL_TIMEOUT_S``); its log lines reach the task log while Airflow still routes the trigger's
+        logs there, the triggerer's own log after.
+        """
+        task = asyncio.ensure_future(work)
+        _KILL_WORK.add(task)
+        task.add_done_callback(self._kill_work_done)
+        await asyncio.shield(task)
+
+    def _kill_work_done(self, task: asyncio.Task[None]) -> None:
+        _KILL_WORK.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.log.warning(
+                "Could not finish the kill of %s %s: %r", self._kind.noun, self.job_id, task.exception()
+            )
 
     async def _cancel_for_kill(self, *, ask_airflow: bool) -> None:
         """Cancel the job of a killed task; with ``ask_airflow``, not when Airflow says the task is still deferred."""
@@ -355,10 +384,13 @@ class TogetherJobTrigger(BaseTrigger):
 
     async def cleanup(self) -> None:
         """On Airflow 3.1 / 3.2, cancel the job when the task was killed while deferred (3.3 calls on_kill)."""
-        from airflow_provider_together._kill_check import killed_while_deferred
-
         if self._fired or not self.cancel_on_kill:
             return
+        await self._run_to_the_end(self._cancel_if_killed_while_deferred())
+
+    async def _cancel_if_killed_while_deferred(self) -> None:
+        from airflow_provider_together._kill_check import killed_while_deferred
+
         if await killed_while_deferred(self.task_instance):
             await self._cancel_for_kill(ask_airflow=False)  # already asked: it is a kill
 

@@ -7,6 +7,7 @@ Airflow; the real 3.1 triggerer is exercised by tests/e2e/test_triggerer_restart
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 from typing import Any
 
@@ -179,3 +180,86 @@ async def test_on_kill_outside_a_triggerer_cancels_without_asking(
     await _stop(stalled_job, None, how="on_kill")
     assert task_states["asked"] == 0
     assert cancelled(together_emulator_conn, stalled_job)
+
+
+@pytest.mark.anyio
+async def test_a_kill_cancels_the_job_even_when_the_triggerer_cancels_the_trigger_again_and_again(
+    together_emulator_conn: Any,
+    stalled_job: str,
+    task_states: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """
+    Airflow's own trigger runner re-sends the cancel of a killed trigger on every loop (about once a second)
+    until the trigger has finished, and each re-send interrupts whatever the trigger awaits: on 3.3 its
+    ``on_kill()``, on 3.1 / 3.2 its ``cleanup()``. On a loaded machine the kill's state question and cancel call
+    take longer than one loop; the cancel must still reach Together. Runs Airflow's real ``run_trigger`` and
+    ``cancel_triggers`` on whichever Airflow is installed; the re-sends come ten times faster than Airflow's.
+    """
+    import time
+
+    from airflow.jobs.triggerer_job_runner import TriggerRunner
+
+    from airflow_provider_together.hooks import TogetherHook
+
+    monkeypatch.setenv("AIRFLOW_DISABLE_GREENBACK_PORTAL", "true")
+    slow_answer = _kill_check.fetch_task_states
+
+    def slow_fetch(*args: Any) -> dict[str, Any]:
+        time.sleep(0.5)  # a loaded triggerer: the supervisor answers late
+        return slow_answer(*args)
+
+    monkeypatch.setattr(_kill_check, "fetch_task_states", slow_fetch)
+    task_states["states"] = {"r": {"fine_tune": "failed"}}  # marked failed by a user
+    ti = SimpleNamespace(
+        id="0", dag_id="d", run_id="r", task_id="fine_tune", map_index=-1, try_number=1, context_carrier=None
+    )
+    trigger = TogetherFineTuneTrigger(job_id=stalled_job, poll_interval=0.05, first_poll_jitter=0)
+    trigger.task_instance = ti
+    runner = TriggerRunner()
+    runner.triggers[1] = {"task": None, "name": "kill-test", "events": 0, "is_watcher": False}
+    task = asyncio.ensure_future(runner.run_trigger(1, trigger))
+    runner.triggers[1]["task"] = task
+    try:
+        for _ in range(2000):  # the trigger is polling: up to 20 s
+            if trigger.event_cursor is not None or task.done():
+                break
+            await asyncio.sleep(0.01)
+        assert not task.done(), task.exception()
+        assert trigger.event_cursor is not None
+        for _ in range(300):  # the triggerer's loop, re-sending the cancel until the trigger is done (30 s)
+            if task.done():
+                break
+            runner.to_cancel.append(1)
+            await runner.cancel_triggers()
+            await asyncio.sleep(0.1)
+        assert task.done()
+        emu = together_emulator_conn
+        for _ in range(300):  # the cancel may still be on its way when Airflow stopped waiting for it
+            if emu.admin.count(CANCEL_ROUTE):
+                break
+            await asyncio.sleep(0.1)
+        assert task_states["asked"] == 1
+        assert cancelled(emu, stalled_job)
+    finally:
+        task.cancel()
+        await TogetherHook.aclose_async_clients()
+
+
+@pytest.mark.anyio
+async def test_a_state_question_the_supervisor_never_answers_counts_as_unanswered(
+    task_states: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kill's work outlives Airflow's bound on on_kill, so the question carries its own timeout."""
+    import time
+
+    def hung(*args: Any) -> dict[str, Any]:
+        time.sleep(1.0)
+        return {"r": {"fine_tune": "failed"}}
+
+    monkeypatch.setattr(_kill_check, "fetch_task_states", hung)
+    monkeypatch.setattr(_kill_check, "STATE_QUESTION_TIMEOUT_S", 0.1)
+    assert await _kill_check.task_state(TI) is _kill_check._UNKNOWN
+    assert await _kill_check.moved_not_killed(TI) is False  # on_kill: Airflow said "user action"; cancel
+    monkeypatch.setattr(_kill_check, "TRIGGERER_CALLS_ON_KILL", False)
+    assert await _kill_check.killed_while_deferred(TI) is False  # cleanup: doubt never cancels
