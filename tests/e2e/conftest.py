@@ -84,6 +84,33 @@ def chromium_path() -> str:
     return path
 
 
+#: How much of each component log a failed e2e test shows (CI keeps no files, only the printed report).
+_LOG_TAIL_LINES = 120
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Attach the tail of the triggerer's and the scheduler's logs to a failed e2e test's report.
+
+    CI prints the report and keeps nothing else; a race seen once on a loaded CI machine is only diagnosable
+    from what the components logged around it.
+    """
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed or not _RUNNING:
+        return
+    deployment = next((obj for obj in _RUNNING if isinstance(obj, LocalAirflow)), None)
+    if deployment is None:
+        return
+    for name in ("triggerer", "scheduler"):
+        path = deployment.log_dir / f"{name}.log"
+        try:
+            lines = path.read_text(errors="replace").splitlines()[-_LOG_TAIL_LINES:]
+        except OSError as exc:
+            lines = [f"(cannot read {path}: {exc})"]
+        report.sections.append((f"{name}.log (last {_LOG_TAIL_LINES} lines)", "\n".join(lines)))
+
+
 @pytest.hookimpl(trylast=True)  # after the function fixtures' teardown, which still talks to the emulator
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     """Stop Airflow and the emulator after the last e2e test, not at the end of the whole session.
