@@ -333,10 +333,9 @@ class TogetherJobTrigger(BaseTrigger):
 
     def _kill_work_done(self, task: asyncio.Task[None]) -> None:
         _KILL_WORK.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self.log.warning(
-                "Could not finish the kill of %s %s: %r", self._kind.noun, self.job_id, task.exception()
-            )
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            self.log.warning("Could not finish the kill of %s %s: %r", self._kind.noun, self.job_id, error)
 
     async def _cancel_for_kill(self, *, ask_airflow: bool) -> None:
         """Cancel the job of a killed task; with ``ask_airflow``, not when Airflow says the task is still deferred."""

@@ -246,11 +246,14 @@ class JobSearch:
             return False
         if self.suffix and not suffix_matches(self.suffix, job):
             return False
-        got = echoed_numbers(job)
-        for path, wanted in self.echoed.items():
-            if path in got and not math.isclose(got[path], wanted, rel_tol=ECHO_RTOL):
-                return False
-        return created_since(job.created_at, self.not_before if not_before is None else not_before)
+        if not created_since(job.created_at, self.not_before if not_before is None else not_before):
+            return False
+        got = echoed_numbers(job)  # last: it dumps the job's model
+        return all(
+            math.isclose(got[path], wanted, rel_tol=ECHO_RTOL)
+            for path, wanted in self.echoed.items()
+            if path in got
+        )
 
     def find(self, hook: TogetherHook, not_before: float | None = None) -> FineTuneJob | None:
         """Return the newest matching job in the account's job list."""
